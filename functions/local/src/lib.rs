@@ -1,0 +1,85 @@
+//! The local stack: every route of every function on one port, on the embedded
+//! adapters, with the same routers the Lambdas serve. Later capabilities mount their
+//! routes and background workers here, so each is runnable locally the day it lands.
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use parley_shared::backend::Ports;
+use serde::Deserialize;
+use tokio::net::TcpListener;
+
+/// All routes of the local stack.
+pub fn app(ports: Ports) -> Router {
+    let blobs = Router::new()
+        .route("/blobs/{*key}", get(download))
+        .with_state(ports.clone());
+    parley_api::router(parley_api::AppState { ports }).merge(blobs)
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves, then lets requests in flight
+/// finish.
+pub async fn serve(
+    listener: TcpListener,
+    ports: Ports,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app(ports))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Binds the listen address with an error that says which address failed.
+pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))
+}
+
+#[derive(Debug, Deserialize)]
+struct Signed {
+    expires: Option<i64>,
+    signature: Option<String>,
+}
+
+/// The embedded stand-in for an S3 presigned URL: a blob, to whoever holds an
+/// unexpired signed link for it.
+async fn download(
+    State(ports): State<Ports>,
+    Path(key): Path<String>,
+    Query(signed): Query<Signed>,
+) -> Response {
+    let Some(embedded) = ports.embedded.as_ref() else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let (Some(expires), Some(signature)) = (signed.expires, signed.signature) else {
+        return (StatusCode::FORBIDDEN, "missing expires or signature").into_response();
+    };
+    if !embedded
+        .blobs
+        .verify_url(&key, expires, &signature, ports.clock.now())
+    {
+        return (StatusCode::FORBIDDEN, "invalid or expired link").into_response();
+    }
+    match ports.blobs.get(&key).await {
+        Ok(Some(bytes)) => ([(header::CONTENT_TYPE, content_type(&key))], bytes).into_response(),
+        Ok(None) => StatusCode::NOT_FOUND.into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "blob download failed");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+fn content_type(key: &str) -> &'static str {
+    match key.rsplit_once('.').map(|(_, ext)| ext) {
+        Some("wav") => "audio/wav",
+        Some("json") => "application/json",
+        Some("csv") => "text/csv",
+        _ => "application/octet-stream",
+    }
+}

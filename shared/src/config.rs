@@ -1,0 +1,249 @@
+//! Configuration from environment variables into one typed value. Every variable is
+//! optional in the embedded mode; the AWS mode names each one it needs. An error always
+//! names the variable (never its value, which may be a secret).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Where the ports live.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BackendConfig {
+    /// SQLite and files under one data directory.
+    Embedded { data_dir: PathBuf },
+    /// DynamoDB, SQS and S3; endpoints and credentials come from the standard `AWS_*`
+    /// variables (`AWS_ENDPOINT_URL` points them at an emulator).
+    Aws {
+        events_table: String,
+        views_table: String,
+        dial_queue_url: String,
+        dial_dead_letter_url: String,
+        bucket: String,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    pub backend: BackendConfig,
+    /// `PARLEY_LISTEN`: where the local stack serves every route.
+    pub listen: SocketAddr,
+    /// `PARLEY_PUBLIC_URL`: how carriers and browsers reach us; used in TwiML, in
+    /// signature checks and in download URLs. Defaults to `http://<listen>`.
+    pub public_url: String,
+    /// `PARLEY_QUEUE_MAX_RECEIVES`: deliveries before a job goes to the dead-letter queue.
+    pub queue_max_receives: u32,
+    /// `PARLEY_LOG_FORMAT`: `text` (default) or `json` (what CloudWatch wants).
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("environment variable {0} is required but not set")]
+    Missing(&'static str),
+    #[error("environment variable {variable} is malformed: {reason}")]
+    Malformed {
+        variable: &'static str,
+        reason: String,
+    },
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads variables through `lookup`, so tests need not touch the process environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let get = |name: &'static str| lookup(name).filter(|v| !v.trim().is_empty());
+        let require = |name: &'static str| get(name).ok_or(ConfigError::Missing(name));
+
+        let backend = match get("PARLEY_BACKEND").as_deref() {
+            None | Some("embedded") => BackendConfig::Embedded {
+                data_dir: PathBuf::from(
+                    get("PARLEY_DATA_DIR").unwrap_or_else(|| "./.parley".into()),
+                ),
+            },
+            Some("aws") => BackendConfig::Aws {
+                events_table: require("PARLEY_EVENTS_TABLE")?,
+                views_table: require("PARLEY_VIEWS_TABLE")?,
+                dial_queue_url: url("PARLEY_DIAL_QUEUE_URL", require("PARLEY_DIAL_QUEUE_URL")?)?,
+                dial_dead_letter_url: url(
+                    "PARLEY_DIAL_DEAD_LETTER_URL",
+                    require("PARLEY_DIAL_DEAD_LETTER_URL")?,
+                )?,
+                bucket: require("PARLEY_BUCKET")?,
+            },
+            Some(other) => {
+                return Err(ConfigError::Malformed {
+                    variable: "PARLEY_BACKEND",
+                    reason: format!("{other:?} is neither \"embedded\" nor \"aws\""),
+                });
+            }
+        };
+
+        let listen = match get("PARLEY_LISTEN") {
+            None => SocketAddr::from(([127, 0, 0, 1], 8080)),
+            Some(value) => value.parse().map_err(|_| ConfigError::Malformed {
+                variable: "PARLEY_LISTEN",
+                reason: format!("{value:?} is not an address such as 127.0.0.1:8080"),
+            })?,
+        };
+
+        let public_url = match get("PARLEY_PUBLIC_URL") {
+            None => format!("http://{listen}"),
+            Some(value) => url("PARLEY_PUBLIC_URL", value)?
+                .trim_end_matches('/')
+                .to_owned(),
+        };
+
+        let queue_max_receives = match get("PARLEY_QUEUE_MAX_RECEIVES") {
+            None => 5,
+            Some(value) => value
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (1..=1000).contains(n))
+                .ok_or_else(|| ConfigError::Malformed {
+                    variable: "PARLEY_QUEUE_MAX_RECEIVES",
+                    reason: format!("{value:?} is not a whole number from 1 to 1000"),
+                })?,
+        };
+
+        let log_format = match get("PARLEY_LOG_FORMAT").as_deref() {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                return Err(ConfigError::Malformed {
+                    variable: "PARLEY_LOG_FORMAT",
+                    reason: format!("{other:?} is neither \"text\" nor \"json\""),
+                });
+            }
+        };
+
+        Ok(Config {
+            backend,
+            listen,
+            public_url,
+            queue_max_receives,
+            log_format,
+        })
+    }
+}
+
+fn url(variable: &'static str, value: String) -> Result<String, ConfigError> {
+    let rest = value
+        .strip_prefix("https://")
+        .or_else(|| value.strip_prefix("http://"));
+    match rest {
+        Some(host)
+            if !host.is_empty()
+                && !host.starts_with('/')
+                && !value.contains(char::is_whitespace) =>
+        {
+            Ok(value)
+        }
+        _ => Err(ConfigError::Malformed {
+            variable,
+            reason: "must be an http:// or https:// URL".into(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn the_embedded_mode_needs_no_variables() {
+        let config = config(&[]).unwrap();
+        assert_eq!(
+            config.backend,
+            BackendConfig::Embedded {
+                data_dir: "./.parley".into()
+            }
+        );
+        assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.public_url, "http://127.0.0.1:8080");
+        assert_eq!(config.queue_max_receives, 5);
+        assert_eq!(config.log_format, LogFormat::Text);
+    }
+
+    #[test]
+    fn the_aws_mode_names_each_missing_variable() {
+        let mut vars = vec![("PARLEY_BACKEND", "aws")];
+        let needed = [
+            ("PARLEY_EVENTS_TABLE", "events"),
+            ("PARLEY_VIEWS_TABLE", "views"),
+            (
+                "PARLEY_DIAL_QUEUE_URL",
+                "https://sqs.eu-west-1.amazonaws.com/1/dial",
+            ),
+            (
+                "PARLEY_DIAL_DEAD_LETTER_URL",
+                "https://sqs.eu-west-1.amazonaws.com/1/dial-dlq",
+            ),
+            ("PARLEY_BUCKET", "parley-media"),
+        ];
+        for (name, value) in needed {
+            assert_eq!(config(&vars), Err(ConfigError::Missing(name)));
+            vars.push((name, value));
+        }
+        assert!(matches!(
+            config(&vars).unwrap().backend,
+            BackendConfig::Aws { .. }
+        ));
+    }
+
+    #[test]
+    fn malformed_values_name_their_variable() {
+        let cases = [
+            ("PARLEY_BACKEND", "cloud"),
+            ("PARLEY_LISTEN", "localhost"),
+            ("PARLEY_PUBLIC_URL", "example.com"),
+            ("PARLEY_QUEUE_MAX_RECEIVES", "0"),
+            ("PARLEY_QUEUE_MAX_RECEIVES", "many"),
+            ("PARLEY_LOG_FORMAT", "xml"),
+        ];
+        for (name, value) in cases {
+            match config(&[(name, value)]) {
+                Err(ConfigError::Malformed { variable, .. }) => assert_eq!(variable, name),
+                other => panic!("{name}={value}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn settings_are_read() {
+        let config = config(&[
+            ("PARLEY_DATA_DIR", "/var/lib/parley"),
+            ("PARLEY_LISTEN", "0.0.0.0:9000"),
+            ("PARLEY_PUBLIC_URL", "https://parley.example.com/"),
+            ("PARLEY_LOG_FORMAT", "json"),
+        ])
+        .unwrap();
+        assert_eq!(
+            config.backend,
+            BackendConfig::Embedded {
+                data_dir: "/var/lib/parley".into()
+            }
+        );
+        assert_eq!(config.listen.port(), 9000);
+        assert_eq!(config.public_url, "https://parley.example.com");
+        assert_eq!(config.log_format, LogFormat::Json);
+    }
+}

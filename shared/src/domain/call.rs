@@ -1,0 +1,434 @@
+//! The `call/<id>` stream: one phone call from the moment Parley places or answers it to
+//! its final carrier status.
+//!
+//! Carrier status callbacks arrive late, twice and out of order. A call's status only
+//! ever moves forward (queued → initiated → ringing → in progress → a final status) and
+//! the first final status wins, so a replayed or late callback decides nothing.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::ids::{AgentId, CampaignId, LeadId};
+use super::values::PhoneNumber;
+use crate::aggregate::Aggregate;
+use crate::event::DomainEvent;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    Inbound,
+    Outbound,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Carrier {
+    Twilio,
+    Exotel,
+    /// The local stack's simulated carrier.
+    Simulated,
+}
+
+/// Twilio's call statuses; Exotel's map onto them at the edge.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallStatus {
+    Requested,
+    Queued,
+    Initiated,
+    Ringing,
+    InProgress,
+    Completed,
+    Busy,
+    NoAnswer,
+    Failed,
+    Canceled,
+}
+
+impl CallStatus {
+    /// How far along a call is; a status never replaces one of a higher stage.
+    fn stage(self) -> u8 {
+        match self {
+            CallStatus::Requested => 0,
+            CallStatus::Queued => 1,
+            CallStatus::Initiated => 2,
+            CallStatus::Ringing => 3,
+            CallStatus::InProgress => 4,
+            CallStatus::Completed
+            | CallStatus::Busy
+            | CallStatus::NoAnswer
+            | CallStatus::Failed
+            | CallStatus::Canceled => 5,
+        }
+    }
+
+    pub fn is_final(self) -> bool {
+        self.stage() == 5
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum CallEvent {
+    CallRequested {
+        direction: Direction,
+        carrier: Carrier,
+        from: PhoneNumber,
+        to: PhoneNumber,
+        agent_id: AgentId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        lead_id: Option<LeadId>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        campaign_id: Option<CampaignId>,
+        /// Which dial attempt of the lead this is (1 for the first); 0 for inbound.
+        #[serde(default)]
+        attempt: u32,
+    },
+    /// The carrier's own id for the call (Twilio's `CallSid`).
+    CarrierCallAssigned { carrier_call_id: String },
+    CallStatusChanged {
+        status: CallStatus,
+        /// Talk time in seconds, reported with the final status.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        duration_secs: Option<u32>,
+        /// When the carrier says it happened (it may differ from when we heard).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        carrier_time: Option<DateTime<Utc>>,
+    },
+    /// A type this build does not know (written by a newer Parley): skipped.
+    #[serde(other)]
+    Unknown,
+}
+
+impl DomainEvent for CallEvent {
+    const CATEGORY: &'static str = "call";
+    const SCHEMA_VERSION: u32 = 1;
+
+    fn is_unknown(&self) -> bool {
+        matches!(self, CallEvent::Unknown)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum CallCommand {
+    Request {
+        direction: Direction,
+        carrier: Carrier,
+        from: PhoneNumber,
+        to: PhoneNumber,
+        agent_id: AgentId,
+        lead_id: Option<LeadId>,
+        campaign_id: Option<CampaignId>,
+        attempt: u32,
+    },
+    AssignCarrierCallId {
+        carrier_call_id: String,
+    },
+    /// A status from the carrier, in whatever order it arrives.
+    RecordStatus {
+        status: CallStatus,
+        duration_secs: Option<u32>,
+        carrier_time: Option<DateTime<Utc>>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallError {
+    #[error("the call already exists")]
+    AlreadyExists,
+    #[error("the call does not exist")]
+    NotFound,
+    #[error("the call already has carrier id {0}")]
+    CarrierIdTaken(String),
+    #[error("carrier_call_id: must be 1 to 64 characters")]
+    BadCarrierId,
+    #[error("status: {0:?} is set by Parley, not reported by a carrier")]
+    NotACarrierStatus(CallStatus),
+}
+
+/// A call as its events tell it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Call {
+    pub exists: bool,
+    pub direction: Option<Direction>,
+    pub carrier: Option<Carrier>,
+    pub to: Option<PhoneNumber>,
+    pub from: Option<PhoneNumber>,
+    pub agent_id: Option<AgentId>,
+    pub lead_id: Option<LeadId>,
+    pub campaign_id: Option<CampaignId>,
+    pub attempt: u32,
+    pub carrier_call_id: Option<String>,
+    pub status: Option<CallStatus>,
+    pub duration_secs: Option<u32>,
+}
+
+impl Aggregate for Call {
+    type Event = CallEvent;
+    type Command = CallCommand;
+    type Error = CallError;
+
+    fn handle(
+        &self,
+        command: CallCommand,
+        _now: DateTime<Utc>,
+    ) -> Result<Vec<CallEvent>, CallError> {
+        match command {
+            CallCommand::Request {
+                direction,
+                carrier,
+                from,
+                to,
+                agent_id,
+                lead_id,
+                campaign_id,
+                attempt,
+            } => {
+                if self.exists {
+                    return Err(CallError::AlreadyExists);
+                }
+                Ok(vec![CallEvent::CallRequested {
+                    direction,
+                    carrier,
+                    from,
+                    to,
+                    agent_id,
+                    lead_id,
+                    campaign_id,
+                    attempt,
+                }])
+            }
+            CallCommand::AssignCarrierCallId { carrier_call_id } => {
+                if !self.exists {
+                    return Err(CallError::NotFound);
+                }
+                if carrier_call_id.is_empty() || carrier_call_id.len() > 64 {
+                    return Err(CallError::BadCarrierId);
+                }
+                match &self.carrier_call_id {
+                    Some(existing) if *existing == carrier_call_id => Ok(vec![]),
+                    Some(existing) => Err(CallError::CarrierIdTaken(existing.clone())),
+                    None => Ok(vec![CallEvent::CarrierCallAssigned { carrier_call_id }]),
+                }
+            }
+            CallCommand::RecordStatus {
+                status,
+                duration_secs,
+                carrier_time,
+            } => {
+                if !self.exists {
+                    return Err(CallError::NotFound);
+                }
+                if status == CallStatus::Requested {
+                    return Err(CallError::NotACarrierStatus(status));
+                }
+                let current = self.status.unwrap_or(CallStatus::Requested);
+                // Late, repeated, or after the end: a fact we already know better.
+                if current.is_final() || status.stage() <= current.stage() {
+                    return Ok(vec![]);
+                }
+                Ok(vec![CallEvent::CallStatusChanged {
+                    status,
+                    duration_secs,
+                    carrier_time,
+                }])
+            }
+        }
+    }
+
+    fn apply(&mut self, event: &CallEvent) {
+        match event {
+            CallEvent::CallRequested {
+                direction,
+                carrier,
+                from,
+                to,
+                agent_id,
+                lead_id,
+                campaign_id,
+                attempt,
+            } => {
+                self.exists = true;
+                self.direction = Some(*direction);
+                self.carrier = Some(*carrier);
+                self.from = Some(from.clone());
+                self.to = Some(to.clone());
+                self.agent_id = Some(agent_id.clone());
+                self.lead_id = lead_id.clone();
+                self.campaign_id = campaign_id.clone();
+                self.attempt = *attempt;
+                self.status = Some(CallStatus::Requested);
+            }
+            CallEvent::CarrierCallAssigned { carrier_call_id } => {
+                self.carrier_call_id = Some(carrier_call_id.clone());
+            }
+            CallEvent::CallStatusChanged {
+                status,
+                duration_secs,
+                ..
+            } => {
+                self.status = Some(*status);
+                if duration_secs.is_some() {
+                    self.duration_secs = *duration_secs;
+                }
+            }
+            CallEvent::Unknown => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::testing::{given, when};
+
+    fn requested() -> CallEvent {
+        CallEvent::CallRequested {
+            direction: Direction::Outbound,
+            carrier: Carrier::Twilio,
+            from: PhoneNumber::parse("+14155550100").unwrap(),
+            to: PhoneNumber::parse("+14155550123").unwrap(),
+            agent_id: AgentId::new(),
+            lead_id: Some(LeadId::new()),
+            campaign_id: Some(CampaignId::new()),
+            attempt: 1,
+        }
+    }
+
+    fn status(status: CallStatus) -> CallCommand {
+        CallCommand::RecordStatus {
+            status,
+            duration_secs: None,
+            carrier_time: None,
+        }
+    }
+
+    fn changed(status: CallStatus) -> CallEvent {
+        CallEvent::CallStatusChanged {
+            status,
+            duration_secs: None,
+            carrier_time: None,
+        }
+    }
+
+    #[test]
+    fn statuses_move_forward() {
+        let events = when(&given::<Call>(&[requested()]), status(CallStatus::Ringing)).unwrap();
+        assert_eq!(events, vec![changed(CallStatus::Ringing)]);
+    }
+
+    #[test]
+    fn a_completed_call_never_rings_again() {
+        let call = given::<Call>(&[
+            requested(),
+            changed(CallStatus::Ringing),
+            changed(CallStatus::InProgress),
+            changed(CallStatus::Completed),
+        ]);
+        for late in [
+            CallStatus::Ringing,
+            CallStatus::InProgress,
+            CallStatus::Busy,
+            CallStatus::Completed,
+        ] {
+            assert_eq!(when(&call, status(late)).unwrap(), vec![], "{late:?}");
+        }
+        assert_eq!(call.status, Some(CallStatus::Completed));
+    }
+
+    #[test]
+    fn a_late_status_does_not_move_a_call_backwards() {
+        let call = given::<Call>(&[requested(), changed(CallStatus::InProgress)]);
+        assert_eq!(when(&call, status(CallStatus::Ringing)).unwrap(), vec![]);
+        assert_eq!(when(&call, status(CallStatus::Initiated)).unwrap(), vec![]);
+        assert_eq!(when(&call, status(CallStatus::InProgress)).unwrap(), vec![]);
+        // Skipping stages is fine: a callback can be lost.
+        assert_eq!(
+            when(
+                &given::<Call>(&[requested()]),
+                status(CallStatus::Completed)
+            )
+            .unwrap(),
+            vec![changed(CallStatus::Completed)]
+        );
+    }
+
+    #[test]
+    fn the_final_status_carries_the_duration() {
+        let mut call = given::<Call>(&[requested(), changed(CallStatus::InProgress)]);
+        let events = when(
+            &call,
+            CallCommand::RecordStatus {
+                status: CallStatus::Completed,
+                duration_secs: Some(42),
+                carrier_time: None,
+            },
+        )
+        .unwrap();
+        events.iter().for_each(|e| call.apply(e));
+        assert_eq!(call.duration_secs, Some(42));
+        assert!(call.status.unwrap().is_final());
+    }
+
+    #[test]
+    fn commands_on_a_missing_call_are_refused() {
+        let none = Call::default();
+        assert_eq!(
+            when(&none, status(CallStatus::Ringing)),
+            Err(CallError::NotFound)
+        );
+        let call = given::<Call>(&[requested()]);
+        assert_eq!(
+            when(
+                &call,
+                CallCommand::Request {
+                    direction: Direction::Inbound,
+                    carrier: Carrier::Twilio,
+                    from: PhoneNumber::parse("+14155550100").unwrap(),
+                    to: PhoneNumber::parse("+14155550123").unwrap(),
+                    agent_id: AgentId::new(),
+                    lead_id: None,
+                    campaign_id: None,
+                    attempt: 0,
+                }
+            ),
+            Err(CallError::AlreadyExists)
+        );
+        assert_eq!(
+            when(&call, status(CallStatus::Requested)),
+            Err(CallError::NotACarrierStatus(CallStatus::Requested))
+        );
+    }
+
+    #[test]
+    fn the_carrier_id_is_set_once() {
+        let call = given::<Call>(&[
+            requested(),
+            CallEvent::CarrierCallAssigned {
+                carrier_call_id: "CA1".into(),
+            },
+        ]);
+        let same = CallCommand::AssignCarrierCallId {
+            carrier_call_id: "CA1".into(),
+        };
+        assert_eq!(when(&call, same).unwrap(), vec![]);
+        let other = CallCommand::AssignCarrierCallId {
+            carrier_call_id: "CA2".into(),
+        };
+        assert_eq!(
+            when(&call, other),
+            Err(CallError::CarrierIdTaken("CA1".into()))
+        );
+    }
+
+    #[test]
+    fn events_keep_their_wire_names() {
+        let json = serde_json::to_value(changed(CallStatus::NoAnswer)).unwrap();
+        assert_eq!(json["type"], "call_status_changed");
+        assert_eq!(json["status"], "no_answer");
+        let unknown: CallEvent =
+            serde_json::from_value(serde_json::json!({"type": "call_teleported", "to": "mars"}))
+                .unwrap();
+        assert!(unknown.is_unknown());
+    }
+}

@@ -1,0 +1,122 @@
+//! Identifiers. Parley mints UUID v7s (time-ordered, so they sort by creation and index
+//! well); each kind of id is its own type so a lead id cannot be passed as a call id.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{kind} {value:?} is not a valid id (expected a UUID)")]
+pub struct IdError {
+    pub kind: &'static str,
+    pub value: String,
+}
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident, $kind:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(Uuid);
+
+        impl $name {
+            /// A new, time-ordered id.
+            pub fn new() -> Self {
+                $name(Uuid::now_v7())
+            }
+
+            pub fn parse(value: &str) -> Result<Self, IdError> {
+                Uuid::parse_str(value).map($name).map_err(|_| IdError {
+                    kind: $kind,
+                    value: value.chars().take(64).collect(),
+                })
+            }
+
+            /// The id's stream: `<category>/<uuid>`.
+            pub fn stream(&self) -> crate::event::StreamId {
+                // A UUID is always a valid stream id, so this cannot fail.
+                crate::event::StreamId::new($kind, &self.0.to_string())
+                    .unwrap_or_else(|_| unreachable!("a UUID is a valid stream id"))
+            }
+        }
+
+        impl Default for $name {
+            fn default() -> Self {
+                Self::new()
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = IdError;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                Self::parse(s)
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = IdError;
+            fn try_from(value: String) -> Result<Self, Self::Error> {
+                Self::parse(&value)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(value: $name) -> Self {
+                value.0.to_string()
+            }
+        }
+    };
+}
+
+id_type!(
+    /// A business using Parley; every event carries one.
+    TenantId,
+    "tenant"
+);
+id_type!(
+    /// A voice agent (configured by the telephony edge).
+    AgentId,
+    "agent"
+);
+id_type!(CampaignId, "campaign");
+id_type!(LeadId, "lead");
+id_type!(CallId, "call");
+id_type!(AppointmentId, "appointment");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_round_trip_and_name_their_stream() {
+        let id = CallId::new();
+        let parsed = CallId::parse(&id.to_string()).unwrap();
+        assert_eq!(id, parsed);
+        assert_eq!(id.stream().as_str(), format!("call/{id}"));
+        let json = serde_json::to_string(&id).unwrap();
+        assert_eq!(serde_json::from_str::<CallId>(&json).unwrap(), id);
+    }
+
+    #[test]
+    fn a_bad_id_names_its_kind() {
+        let err = LeadId::parse("nope").unwrap_err();
+        assert_eq!(err.kind, "lead");
+        assert!(err.to_string().contains("\"nope\""));
+        assert!(serde_json::from_str::<LeadId>("\"../etc\"").is_err());
+    }
+
+    #[test]
+    fn new_ids_sort_by_creation() {
+        let a = CallId::new();
+        let b = CallId::new();
+        assert!(a < b);
+    }
+}

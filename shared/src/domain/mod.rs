@@ -1,0 +1,25 @@
+//! Parley's event-sourced streams. Each module holds one stream's events (a serde enum
+//! tagged `type`), its state (a fold over those events) and its commands (checked
+//! against the state before any event is emitted). Nothing here does I/O.
+//!
+//! | stream | what it tells |
+//! | --- | --- |
+//! | `tenant/<id>` | a business using Parley |
+//! | `campaign/<id>` | an outbound campaign's life: draft, running, paused, completed |
+//! | `lead/<id>` | a person to call: attempts, qualification, do-not-call |
+//! | `call/<id>` | one phone call, from request to its final carrier status |
+//! | `appointment/<id>` | a booked meeting |
+
+pub mod appointment;
+pub mod call;
+pub mod campaign;
+pub mod ids;
+pub mod lead;
+pub mod tenant;
+pub mod values;
+
+#[cfg(test)]
+pub(crate) mod testing;
+
+pub use ids::{AgentId, AppointmentId, CallId, CampaignId, IdError, LeadId, TenantId};
+pub use values::{PhoneNumber, TimeZone, ValueError};

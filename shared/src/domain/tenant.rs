@@ -1,0 +1,207 @@
+//! The `tenant/<id>` stream: a business using Parley. The tenant's own id is the tenant
+//! of its events.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::values::{TimeZone, ValueError, name};
+use crate::aggregate::Aggregate;
+use crate::event::DomainEvent;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum TenantEvent {
+    TenantCreated {
+        name: String,
+        time_zone: TimeZone,
+    },
+    TenantRenamed {
+        name: String,
+    },
+    TenantTimeZoneChanged {
+        time_zone: TimeZone,
+    },
+    /// A suspended tenant's calls and campaigns stop; its data stays.
+    TenantSuspended {
+        reason: String,
+    },
+    TenantReactivated,
+    #[serde(other)]
+    Unknown,
+}
+
+impl DomainEvent for TenantEvent {
+    const CATEGORY: &'static str = "tenant";
+    const SCHEMA_VERSION: u32 = 1;
+
+    fn is_unknown(&self) -> bool {
+        matches!(self, TenantEvent::Unknown)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum TenantCommand {
+    Create { name: String, time_zone: TimeZone },
+    Rename { name: String },
+    ChangeTimeZone { time_zone: TimeZone },
+    Suspend { reason: String },
+    Reactivate,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TenantError {
+    #[error("the tenant already exists")]
+    AlreadyExists,
+    #[error("the tenant does not exist")]
+    NotFound,
+    #[error(transparent)]
+    Invalid(#[from] ValueError),
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Tenant {
+    pub exists: bool,
+    pub name: String,
+    pub time_zone: Option<TimeZone>,
+    pub suspended: bool,
+}
+
+impl Aggregate for Tenant {
+    type Event = TenantEvent;
+    type Command = TenantCommand;
+    type Error = TenantError;
+
+    fn handle(
+        &self,
+        command: TenantCommand,
+        _now: DateTime<Utc>,
+    ) -> Result<Vec<TenantEvent>, TenantError> {
+        if let TenantCommand::Create {
+            name: raw,
+            time_zone,
+        } = command
+        {
+            if self.exists {
+                return Err(TenantError::AlreadyExists);
+            }
+            let name = name("name", &raw, 200)?;
+            return Ok(vec![TenantEvent::TenantCreated { name, time_zone }]);
+        }
+        if !self.exists {
+            return Err(TenantError::NotFound);
+        }
+        Ok(match command {
+            TenantCommand::Create { .. } => unreachable!("handled above"),
+            TenantCommand::Rename { name: raw } => {
+                let name = name("name", &raw, 200)?;
+                if name == self.name {
+                    vec![]
+                } else {
+                    vec![TenantEvent::TenantRenamed { name }]
+                }
+            }
+            TenantCommand::ChangeTimeZone { time_zone } => {
+                if self.time_zone.as_ref() == Some(&time_zone) {
+                    vec![]
+                } else {
+                    vec![TenantEvent::TenantTimeZoneChanged { time_zone }]
+                }
+            }
+            TenantCommand::Suspend { reason } if !self.suspended => {
+                vec![TenantEvent::TenantSuspended {
+                    reason: name("reason", &reason, 500)?,
+                }]
+            }
+            TenantCommand::Reactivate if self.suspended => vec![TenantEvent::TenantReactivated],
+            // Suspending a suspended tenant (or reactivating an active one) is a no-op.
+            TenantCommand::Suspend { .. } | TenantCommand::Reactivate => vec![],
+        })
+    }
+
+    fn apply(&mut self, event: &TenantEvent) {
+        match event {
+            TenantEvent::TenantCreated { name, time_zone } => {
+                self.exists = true;
+                self.name = name.clone();
+                self.time_zone = Some(time_zone.clone());
+            }
+            TenantEvent::TenantRenamed { name } => self.name = name.clone(),
+            TenantEvent::TenantTimeZoneChanged { time_zone } => {
+                self.time_zone = Some(time_zone.clone())
+            }
+            TenantEvent::TenantSuspended { .. } => self.suspended = true,
+            TenantEvent::TenantReactivated => self.suspended = false,
+            TenantEvent::Unknown => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::testing::{given, when};
+
+    fn created() -> TenantEvent {
+        TenantEvent::TenantCreated {
+            name: "Acme Realty".into(),
+            time_zone: TimeZone::parse("America/New_York").unwrap(),
+        }
+    }
+
+    #[test]
+    fn a_tenant_is_created_once_with_a_trimmed_name() {
+        let cmd = TenantCommand::Create {
+            name: "  Acme Realty ".into(),
+            time_zone: TimeZone::parse("America/New_York").unwrap(),
+        };
+        assert_eq!(
+            when(&Tenant::default(), cmd.clone()).unwrap(),
+            vec![created()]
+        );
+        assert_eq!(
+            when(&given::<Tenant>(&[created()]), cmd),
+            Err(TenantError::AlreadyExists)
+        );
+    }
+
+    #[test]
+    fn an_empty_name_is_refused_by_field() {
+        let cmd = TenantCommand::Create {
+            name: " ".into(),
+            time_zone: TimeZone::parse("UTC").unwrap(),
+        };
+        match when(&Tenant::default(), cmd) {
+            Err(TenantError::Invalid(e)) => assert_eq!(e.field, "name"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn suspension_toggles_and_repeats_change_nothing() {
+        let tenant = given::<Tenant>(&[created()]);
+        let suspend = TenantCommand::Suspend {
+            reason: "unpaid".into(),
+        };
+        let events = when(&tenant, suspend.clone()).unwrap();
+        assert_eq!(events.len(), 1);
+        let suspended = given::<Tenant>(&[created(), events[0].clone()]);
+        assert!(suspended.suspended);
+        assert_eq!(when(&suspended, suspend).unwrap(), vec![]);
+        assert_eq!(
+            when(&suspended, TenantCommand::Reactivate).unwrap(),
+            vec![TenantEvent::TenantReactivated]
+        );
+        assert_eq!(when(&tenant, TenantCommand::Reactivate).unwrap(), vec![]);
+    }
+
+    #[test]
+    fn commands_need_an_existing_tenant() {
+        assert_eq!(
+            when(
+                &Tenant::default(),
+                TenantCommand::Rename { name: "x".into() }
+            ),
+            Err(TenantError::NotFound)
+        );
+    }
+}

@@ -1,0 +1,29 @@
+//! Parley's library: what every binary (the Lambda functions, the media task and the
+//! local stack) shares.
+//!
+//! - [`domain`]: the event-sourced streams (tenant, campaign, lead, call, appointment),
+//!   their events, commands and state. Pure: no I/O.
+//! - [`aggregate`]: running a command against a stream (load, decide, append, retry on
+//!   conflict).
+//! - Ports, each a trait with an AWS and an embedded adapter: [`eventstore`],
+//!   [`readmodel`], [`queue`], [`blob`].
+//! - [`embedded`]: SQLite (WAL) and files under one data directory.
+//! - [`aws`]: DynamoDB, SQS and S3 through the AWS SDK.
+//! - [`config`]: typed configuration from the environment; [`backend`] wires the ports.
+
+pub mod aggregate;
+pub mod aws;
+pub mod backend;
+pub mod blob;
+pub mod clock;
+pub mod config;
+pub mod domain;
+pub mod embedded;
+pub mod error;
+pub mod event;
+pub mod eventstore;
+pub mod queue;
+pub mod readmodel;
+pub mod telemetry;
+
+pub use error::StoreError;
