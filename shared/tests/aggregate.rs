@@ -6,13 +6,13 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use parley_shared::StoreError;
-use parley_shared::aggregate::{CommandError, Context, execute, load};
+use parley_shared::aggregate::{Aggregate, CommandError, Context, Executed, execute, load};
 use parley_shared::clock::SystemClock;
 use parley_shared::domain::call::{Call, CallCommand, CallStatus, Carrier, Direction};
 use parley_shared::domain::campaign::{Campaign, CampaignCommand, CampaignError, CampaignStatus};
 use parley_shared::domain::{AgentId, CallId, CampaignId, PhoneNumber, TimeZone};
 use parley_shared::embedded::{SqliteDb, SqliteEventStore};
-use parley_shared::event::{Metadata, NewEvent};
+use parley_shared::event::{Metadata, NewEvent, StreamId};
 use parley_shared::eventstore::{EventStore, ExpectedVersion};
 use serde_json::json;
 
@@ -28,6 +28,31 @@ fn ctx(tenant: &str, key: Option<&str>) -> Context {
         correlation_id: "corr-1".into(),
         idempotency_key: key.map(str::to_owned),
     }
+}
+
+/// Runs `command` as `tenant`, optionally under an idempotency key.
+async fn run<A: Aggregate>(
+    store: &SqliteEventStore,
+    stream: &StreamId,
+    tenant: &str,
+    key: Option<&str>,
+    command: A::Command,
+) -> Result<Executed<A>, CommandError<A::Error>> {
+    execute::<A>(store, &SystemClock, stream, &ctx(tenant, key), command).await
+}
+
+/// A new campaign of tenant `t1`, with no leads.
+async fn campaign(store: &SqliteEventStore) -> StreamId {
+    let s = CampaignId::new().stream();
+    let create = CampaignCommand::Create {
+        name: "Spring".into(),
+        agent_id: AgentId::new(),
+        time_zone: TimeZone::parse("Europe/Paris").unwrap(),
+    };
+    run::<Campaign>(store, &s, "t1", None, create)
+        .await
+        .unwrap();
+    s
 }
 
 fn request() -> CallCommand {
@@ -56,15 +81,9 @@ async fn every_event_carries_tenant_time_and_correlation() {
     let (store, _dir) = store();
     let call = CallId::new();
     let before = Utc::now();
-    execute::<Call>(
-        &*store,
-        &SystemClock,
-        &call.stream(),
-        &ctx("t1", None),
-        request(),
-    )
-    .await
-    .unwrap();
+    run::<Call>(&store, &call.stream(), "t1", None, request())
+        .await
+        .unwrap();
     let recorded = store.read_stream(&call.stream(), 1).await.unwrap();
     assert_eq!(recorded.len(), 1);
     assert_eq!(recorded[0].meta.tenant_id, "t1");
@@ -78,20 +97,14 @@ async fn every_event_carries_tenant_time_and_correlation() {
 async fn another_tenant_finds_nothing() {
     let (store, _dir) = store();
     let call = CallId::new();
-    execute::<Call>(
-        &*store,
-        &SystemClock,
+    run::<Call>(&store, &call.stream(), "t1", None, request())
+        .await
+        .unwrap();
+    let err = run::<Call>(
+        &store,
         &call.stream(),
-        &ctx("t1", None),
-        request(),
-    )
-    .await
-    .unwrap();
-    let err = execute::<Call>(
-        &*store,
-        &SystemClock,
-        &call.stream(),
-        &ctx("t2", None),
+        "t2",
+        None,
         status(CallStatus::Ringing),
     )
     .await
@@ -113,39 +126,33 @@ async fn duplicate_and_late_callbacks_change_nothing() {
     let (store, _dir) = store();
     let call = CallId::new();
     let s = call.stream();
-    execute::<Call>(&*store, &SystemClock, &s, &ctx("t1", None), request())
+    run::<Call>(&store, &s, "t1", None, request())
         .await
         .unwrap();
-    let completed = execute::<Call>(
-        &*store,
-        &SystemClock,
+    let completed = run::<Call>(
+        &store,
         &s,
-        &ctx("t1", Some("CA1:4")),
+        "t1",
+        Some("CA1:4"),
         status(CallStatus::Completed),
     )
     .await
     .unwrap();
     assert_eq!(completed.version, 2);
     // The same callback redelivered, then a late "ringing".
-    let again = execute::<Call>(
-        &*store,
-        &SystemClock,
+    let again = run::<Call>(
+        &store,
         &s,
-        &ctx("t1", Some("CA1:4")),
+        "t1",
+        Some("CA1:4"),
         status(CallStatus::Completed),
     )
     .await
     .unwrap();
     assert!(again.events.is_empty());
-    let late = execute::<Call>(
-        &*store,
-        &SystemClock,
-        &s,
-        &ctx("t1", Some("CA1:2")),
-        status(CallStatus::Ringing),
-    )
-    .await
-    .unwrap();
+    let late = run::<Call>(&store, &s, "t1", Some("CA1:2"), status(CallStatus::Ringing))
+        .await
+        .unwrap();
     assert!(late.events.is_empty());
     assert_eq!(late.state.status, Some(CallStatus::Completed));
     assert_eq!(store.read_stream(&s, 1).await.unwrap().len(), 2);
@@ -155,30 +162,16 @@ async fn duplicate_and_late_callbacks_change_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn racing_commands_are_re_decided_not_lost() {
     let (store, _dir) = store();
-    let campaign = CampaignId::new();
-    let s = campaign.stream();
-    execute::<Campaign>(
-        &*store,
-        &SystemClock,
-        &s,
-        &ctx("t1", None),
-        CampaignCommand::Create {
-            name: "Spring".into(),
-            agent_id: AgentId::new(),
-            time_zone: TimeZone::parse("Europe/Paris").unwrap(),
-        },
-    )
-    .await
-    .unwrap();
+    let s = campaign(&store).await;
     let tasks: Vec<_> = (0..10)
         .map(|_| {
             let (store, s) = (store.clone(), s.clone());
             tokio::spawn(async move {
-                execute::<Campaign>(
-                    &*store,
-                    &SystemClock,
+                run::<Campaign>(
+                    &store,
                     &s,
-                    &ctx("t1", None),
+                    "t1",
+                    None,
                     CampaignCommand::AddLeads { count: 5 },
                 )
                 .await
@@ -191,45 +184,19 @@ async fn racing_commands_are_re_decided_not_lost() {
     let loaded = load::<Campaign>(&*store, &s, "t1").await.unwrap();
     assert_eq!(loaded.state.lead_count, 50);
     assert_eq!(loaded.version, 11);
-    let started = execute::<Campaign>(
-        &*store,
-        &SystemClock,
-        &s,
-        &ctx("t1", None),
-        CampaignCommand::Start,
-    )
-    .await
-    .unwrap();
+    let started = run::<Campaign>(&store, &s, "t1", None, CampaignCommand::Start)
+        .await
+        .unwrap();
     assert_eq!(started.state.status, CampaignStatus::Running);
 }
 
 #[tokio::test]
 async fn rules_reject_with_the_domain_error() {
     let (store, _dir) = store();
-    let campaign = CampaignId::new();
-    let s = campaign.stream();
-    execute::<Campaign>(
-        &*store,
-        &SystemClock,
-        &s,
-        &ctx("t1", None),
-        CampaignCommand::Create {
-            name: "Empty".into(),
-            agent_id: AgentId::new(),
-            time_zone: TimeZone::parse("UTC").unwrap(),
-        },
-    )
-    .await
-    .unwrap();
-    let err = execute::<Campaign>(
-        &*store,
-        &SystemClock,
-        &s,
-        &ctx("t1", None),
-        CampaignCommand::Start,
-    )
-    .await
-    .unwrap_err();
+    let s = campaign(&store).await;
+    let err = run::<Campaign>(&store, &s, "t1", None, CampaignCommand::Start)
+        .await
+        .unwrap_err();
     assert!(
         matches!(err, CommandError::Rejected(CampaignError::NoLeads)),
         "{err:?}"
@@ -243,7 +210,7 @@ async fn unknown_events_are_skipped_not_fatal() {
     let (store, _dir) = store();
     let call = CallId::new();
     let s = call.stream();
-    execute::<Call>(&*store, &SystemClock, &s, &ctx("t1", None), request())
+    run::<Call>(&store, &s, "t1", None, request())
         .await
         .unwrap();
     let meta = Metadata {
@@ -267,15 +234,9 @@ async fn unknown_events_are_skipped_not_fatal() {
         .append(&s, ExpectedVersion::Exact(1), vec![foreign, future], None)
         .await
         .unwrap();
-    let ringing = execute::<Call>(
-        &*store,
-        &SystemClock,
-        &s,
-        &ctx("t1", None),
-        status(CallStatus::Ringing),
-    )
-    .await
-    .unwrap();
+    let ringing = run::<Call>(&store, &s, "t1", None, status(CallStatus::Ringing))
+        .await
+        .unwrap();
     assert_eq!(ringing.version, 4);
     assert_eq!(ringing.state.status, Some(CallStatus::Ringing));
 }
@@ -287,7 +248,7 @@ async fn a_known_event_that_does_not_decode_is_an_error_naming_it() {
     let (store, _dir) = store();
     let call = CallId::new();
     let s = call.stream();
-    execute::<Call>(&*store, &SystemClock, &s, &ctx("t1", None), request())
+    run::<Call>(&store, &s, "t1", None, request())
         .await
         .unwrap();
     let broken = NewEvent {

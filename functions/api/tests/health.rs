@@ -10,8 +10,8 @@ use parley_shared::clock::SystemClock;
 use parley_shared::embedded::Embedded;
 use tower::ServiceExt;
 
-#[tokio::test]
-async fn health_reports_the_backend() {
+/// The API on a fresh embedded data directory (kept while the guard lives).
+fn app() -> (axum::Router, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let embedded = Embedded::open(
         dir.path(),
@@ -23,6 +23,12 @@ async fn health_reports_the_backend() {
     let app = router(AppState {
         ports: Ports::embedded(embedded),
     });
+    (app, dir)
+}
+
+#[tokio::test]
+async fn health_reports_the_backend() {
+    let (app, _dir) = app();
     let response = app
         .oneshot(Request::get("/health").body(Body::empty()).unwrap())
         .await
@@ -40,17 +46,7 @@ async fn health_reports_the_backend() {
 /// would under `cargo lambda invoke`.
 #[tokio::test]
 async fn the_sample_lambda_event_is_answered() {
-    let dir = tempfile::tempdir().unwrap();
-    let embedded = Embedded::open(
-        dir.path(),
-        Arc::new(SystemClock),
-        "http://127.0.0.1:1".into(),
-        5,
-    )
-    .unwrap();
-    let app = router(AppState {
-        ports: Ports::embedded(embedded),
-    });
+    let (app, _dir) = app();
     let payload = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../events/api/health.json"
