@@ -139,13 +139,44 @@ pub async fn execute<A: Aggregate>(
     ctx: &Context,
     command: A::Command,
 ) -> Result<Executed<A>, CommandError<A::Error>> {
+    execute_with(store, clock, stream, ctx, command, true).await
+}
+
+/// [`execute`] for streams that change hands between tenants (a phone number): the
+/// stream is not scoped to its first tenant, and the aggregate's own rules decide who
+/// may act. Events still carry `ctx.tenant_id`.
+pub async fn execute_unscoped<A: Aggregate>(
+    store: &dyn EventStore,
+    clock: &dyn Clock,
+    stream: &StreamId,
+    ctx: &Context,
+    command: A::Command,
+) -> Result<Executed<A>, CommandError<A::Error>> {
+    execute_with(store, clock, stream, ctx, command, false).await
+}
+
+async fn execute_with<A: Aggregate>(
+    store: &dyn EventStore,
+    clock: &dyn Clock,
+    stream: &StreamId,
+    ctx: &Context,
+    command: A::Command,
+    scoped: bool,
+) -> Result<Executed<A>, CommandError<A::Error>> {
+    let read = |store, stream| async move {
+        if scoped {
+            load::<A>(store, stream, &ctx.tenant_id).await
+        } else {
+            Ok(load_any::<A>(store, stream).await?)
+        }
+    };
     for attempt in 0..MAX_ATTEMPTS {
         if attempt > 0 {
             backoff(attempt).await;
         }
         let Loaded {
             mut state, version, ..
-        } = load::<A>(store, stream, &ctx.tenant_id).await?;
+        } = read(store, stream).await?;
         let now = clock.now();
         let events = state
             .handle(command.clone(), now)
@@ -178,7 +209,7 @@ pub async fn execute<A: Aggregate>(
         {
             Ok(appended) if appended.duplicate => {
                 // The first delivery already wrote its events; report the stream as it is.
-                let current = load::<A>(store, stream, &ctx.tenant_id).await?;
+                let current = read(store, stream).await?;
                 return Ok(Executed {
                     events: Vec::new(),
                     version: current.version,

@@ -1,9 +1,9 @@
-//! Wires the four ports to the adapters the configuration names: what every binary does
+//! Wires the ports to the adapters the configuration names: what every binary does
 //! at start.
 
 use std::sync::Arc;
 
-use crate::aws::{DynamoEventStore, DynamoViewStore, S3BlobStore, SqsQueue};
+use crate::aws::{DynamoEventStore, DynamoViewStore, S3BlobStore, SqsQueue, SsmSecretStore};
 use crate::blob::BlobStore;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{BackendConfig, Config};
@@ -12,6 +12,7 @@ use crate::error::StoreResult;
 use crate::eventstore::EventStore;
 use crate::queue::Queue;
 use crate::readmodel::ViewStore;
+use crate::secrets::SecretStore;
 
 /// The ports a function, the media task or the local stack works with.
 #[derive(Clone)]
@@ -20,6 +21,8 @@ pub struct Ports {
     pub views: Arc<dyn ViewStore>,
     pub dial_queue: Arc<dyn Queue>,
     pub blobs: Arc<dyn BlobStore>,
+    /// Carrier credentials and vendor keys.
+    pub secrets: Arc<dyn SecretStore>,
     pub clock: Arc<dyn Clock>,
     /// Set in the embedded mode: the local stack serves its blob URLs from it.
     pub embedded: Option<Arc<Embedded>>,
@@ -44,6 +47,7 @@ impl Ports {
                 dial_queue_url,
                 dial_dead_letter_url,
                 bucket,
+                secrets_prefix,
             } => {
                 let sdk = crate::aws::sdk_config().await;
                 let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
@@ -62,6 +66,10 @@ impl Ports {
                         crate::aws::s3_client(&sdk),
                         bucket.clone(),
                     )),
+                    secrets: Arc::new(SsmSecretStore::new(
+                        aws_sdk_ssm::Client::new(&sdk),
+                        secrets_prefix.clone(),
+                    )),
                     clock: Arc::new(SystemClock),
                     embedded: None,
                 })
@@ -77,6 +85,7 @@ impl Ports {
             views: Arc::new(embedded.views.clone()),
             dial_queue: Arc::new(embedded.dial_queue.clone()),
             blobs: Arc::new(embedded.blobs.clone()),
+            secrets: Arc::new(embedded.secrets.clone()),
             clock: embedded.db.clock(),
             embedded: Some(embedded),
         }

@@ -5,6 +5,12 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use crate::secrets::SecretString;
+
+/// SSM allows 15 levels of parameter hierarchy; a secret's name may take up to
+/// [`crate::secrets::MAX_NAME_SEGMENTS`] of them.
+const MAX_PREFIX_SEGMENTS: usize = 15 - crate::secrets::MAX_NAME_SEGMENTS;
+
 /// Where the ports live.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum BackendConfig {
@@ -18,6 +24,9 @@ pub enum BackendConfig {
         dial_queue_url: String,
         dial_dead_letter_url: String,
         bucket: String,
+        /// `PARLEY_SECRETS_PREFIX`: the SSM path the secrets live under, starting and
+        /// ending with `/` (default `/parley/`).
+        secrets_prefix: String,
     },
 }
 
@@ -39,6 +48,8 @@ pub struct Config {
     pub queue_max_receives: u32,
     /// `PARLEY_LOG_FORMAT`: `text` (default) or `json` (what CloudWatch wants).
     pub log_format: LogFormat,
+    /// `PARLEY_ADMIN_KEY`: the key of the admin, who manages tenants. Unset: no admin.
+    pub admin_key: Option<SecretString>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -78,6 +89,7 @@ impl Config {
                     require("PARLEY_DIAL_DEAD_LETTER_URL")?,
                 )?,
                 bucket: require("PARLEY_BUCKET")?,
+                secrets_prefix: secrets_prefix(get("PARLEY_SECRETS_PREFIX"))?,
             },
             Some(other) => {
                 return Err(ConfigError::Malformed {
@@ -125,12 +137,58 @@ impl Config {
             }
         };
 
+        let admin_key = match get("PARLEY_ADMIN_KEY") {
+            None => None,
+            // A short admin key can be guessed; the message never repeats the value.
+            Some(key) if key.len() < 20 => {
+                return Err(ConfigError::Malformed {
+                    variable: "PARLEY_ADMIN_KEY",
+                    reason: "must be at least 20 characters".into(),
+                });
+            }
+            Some(key) => Some(SecretString::new(key)),
+        };
+
         Ok(Config {
             backend,
             listen,
             public_url,
             queue_max_receives,
             log_format,
+            admin_key,
+        })
+    }
+}
+
+/// An SSM parameter path: `/`, or up to [`MAX_PREFIX_SEGMENTS`] `/`-separated segments of
+/// `A-Z a-z 0-9 _ . -` between a leading and a trailing `/`.
+fn secrets_prefix(value: Option<String>) -> Result<String, ConfigError> {
+    let Some(value) = value else {
+        return Ok("/parley/".into());
+    };
+    let segment_ok = |segment: &str| {
+        !segment.is_empty()
+            && segment != "."
+            && segment != ".."
+            && segment
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+    };
+    let ok = value == "/"
+        || (value.len() > 1
+            && value.starts_with('/')
+            && value.ends_with('/')
+            && value[1..value.len() - 1].split('/').all(segment_ok)
+            && value[1..value.len() - 1].split('/').count() <= MAX_PREFIX_SEGMENTS);
+    if ok {
+        Ok(value)
+    } else {
+        Err(ConfigError::Malformed {
+            variable: "PARLEY_SECRETS_PREFIX",
+            reason: format!(
+                "must be a path that starts and ends with / (such as /parley/prod/), of at \
+                 most {MAX_PREFIX_SEGMENTS} segments of A-Z a-z 0-9 _ . -"
+            ),
         })
     }
 }
@@ -181,6 +239,24 @@ mod tests {
         assert_eq!(config.public_url, "http://127.0.0.1:8080");
         assert_eq!(config.queue_max_receives, 5);
         assert_eq!(config.log_format, LogFormat::Text);
+        assert_eq!(config.admin_key, None);
+    }
+
+    #[test]
+    fn the_admin_key_is_read_but_never_shown() {
+        let key = "admin-key-of-enough-length-0123";
+        let config = config(&[("PARLEY_ADMIN_KEY", key)]).unwrap();
+        assert_eq!(config.admin_key.as_ref().map(|k| k.expose()), Some(key));
+        assert!(!format!("{config:?}").contains(key));
+        match super::Config::from_lookup(|n| {
+            (n == "PARLEY_ADMIN_KEY").then(|| "short-secret".to_owned())
+        }) {
+            Err(e) => {
+                assert!(e.to_string().contains("PARLEY_ADMIN_KEY"));
+                assert!(!e.to_string().contains("short-secret"));
+            }
+            Ok(_) => panic!("a short admin key was accepted"),
+        }
     }
 
     #[test]
@@ -203,10 +279,68 @@ mod tests {
             assert_eq!(config(&vars), Err(ConfigError::Missing(name)));
             vars.push((name, value));
         }
-        assert!(matches!(
+        assert_eq!(
             config(&vars).unwrap().backend,
-            BackendConfig::Aws { .. }
-        ));
+            BackendConfig::Aws {
+                events_table: "events".into(),
+                views_table: "views".into(),
+                dial_queue_url: "https://sqs.eu-west-1.amazonaws.com/1/dial".into(),
+                dial_dead_letter_url: "https://sqs.eu-west-1.amazonaws.com/1/dial-dlq".into(),
+                bucket: "parley-media".into(),
+                secrets_prefix: "/parley/".into(),
+            }
+        );
+    }
+
+    #[test]
+    fn the_secrets_prefix_is_an_ssm_path() {
+        let aws = [
+            ("PARLEY_BACKEND", "aws"),
+            ("PARLEY_EVENTS_TABLE", "events"),
+            ("PARLEY_VIEWS_TABLE", "views"),
+            ("PARLEY_DIAL_QUEUE_URL", "https://sqs.example/1/dial"),
+            (
+                "PARLEY_DIAL_DEAD_LETTER_URL",
+                "https://sqs.example/1/dial-dlq",
+            ),
+            ("PARLEY_BUCKET", "parley-media"),
+        ];
+        let prefix = |value: &str| {
+            let mut vars = aws.to_vec();
+            vars.push(("PARLEY_SECRETS_PREFIX", value));
+            match config(&vars)?.backend {
+                BackendConfig::Aws { secrets_prefix, .. } => Ok(secrets_prefix),
+                other => panic!("{other:?}"),
+            }
+        };
+        for good in [
+            "/parley/prod/",
+            "/",
+            "/p/",
+            "/a/b/c/d/e/",
+            "/parley-test_1.x/",
+        ] {
+            assert_eq!(prefix(good).as_deref(), Ok(good));
+        }
+        for bad in [
+            "parley/",
+            "/parley",
+            "parley",
+            "//",
+            "/parley//prod/",
+            "/parley/../",
+            "/parley/./",
+            "/par ley/",
+            "/parley:prod/",
+            "/a/b/c/d/e/f/",
+        ] {
+            match prefix(bad) {
+                Err(ConfigError::Malformed { variable, .. }) => {
+                    assert_eq!(variable, "PARLEY_SECRETS_PREFIX", "{bad}")
+                }
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
     }
 
     #[test]

@@ -24,6 +24,9 @@ pub mod event;
 pub mod eventstore;
 pub mod queue;
 pub mod readmodel;
+pub mod secrets;
+pub mod streamtoken;
 pub mod telemetry;
+pub mod twilio;
 
 pub use error::StoreError;

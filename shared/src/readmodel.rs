@@ -186,3 +186,39 @@ pub trait ViewStore: Send + Sync {
 
     async fn query(&self, query: &Query) -> StoreResult<Page>;
 }
+
+/// Writes `view` as the projection of a stream at `stream_version`, unless the stored
+/// view already reflects that version or a later one. Safe to call again and out of
+/// order (a retried request, a replayed projection): an older state never replaces a
+/// newer one. The version is kept in the body as `stream_version`.
+pub async fn project(
+    views: &dyn ViewStore,
+    mut view: View,
+    stream_version: u64,
+) -> StoreResult<()> {
+    if let Some(body) = view.body.as_object_mut() {
+        body.insert("stream_version".into(), stream_version.into());
+    }
+    for _ in 0..10 {
+        let current = views.get(&view.collection, &view.key).await?;
+        let expected = match &current {
+            Some(stored)
+                if stored.body["stream_version"].as_u64().unwrap_or(0) >= stream_version =>
+            {
+                return Ok(());
+            }
+            Some(stored) => stored.revision,
+            None => 0,
+        };
+        match views.put(&view, Some(expected)).await {
+            Ok(_) => return Ok(()),
+            Err(StoreError::Conflict { .. }) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(StoreError::Conflict {
+        what: format!("view {}/{}", view.collection, view.key),
+        expected: stream_version,
+        actual: 0,
+    })
+}

@@ -15,6 +15,7 @@ use parley_shared::eventstore::EventStore;
 use parley_shared::eventstore::ExpectedVersion;
 use parley_shared::readmodel::View;
 use parley_shared::readmodel::ViewStore;
+use parley_shared::secrets::{SecretStore, SecretString};
 use serde_json::json;
 
 #[test]
@@ -30,6 +31,7 @@ fn ports_connect_from_the_environment() {
         let views = common::moto::view_store().await;
         let queue = common::moto::queue(3).await;
         let blobs = common::moto::blob_store().await;
+        let secrets_prefix = format!("/{}/", common::moto::unique_name());
         let vars = [
             ("PARLEY_BACKEND", endpoint.as_str()),
             ("PARLEY_EVENTS_TABLE", events.table()),
@@ -37,6 +39,7 @@ fn ports_connect_from_the_environment() {
             ("PARLEY_DIAL_QUEUE_URL", queue.queue_url()),
             ("PARLEY_DIAL_DEAD_LETTER_URL", queue.dead_letter_url()),
             ("PARLEY_BUCKET", blobs.bucket()),
+            ("PARLEY_SECRETS_PREFIX", secrets_prefix.as_str()),
             ("AWS_ENDPOINT_URL", endpoint.as_str()),
             ("AWS_REGION", "us-east-1"),
             ("AWS_ACCESS_KEY_ID", "testing"),
@@ -97,5 +100,16 @@ fn ports_connect_from_the_environment() {
             .await
             .unwrap();
         assert!(blobs.get("transcripts/t1/c1.json").await.unwrap().is_some());
+
+        let name = format!("tenant/{}/twilio-auth-token", uuid::Uuid::new_v4());
+        ports
+            .secrets
+            .put(&name, &SecretString::new("wired-token".into()))
+            .await
+            .unwrap();
+        let secrets =
+            parley_shared::aws::SsmSecretStore::new(common::moto::ssm().await, secrets_prefix);
+        let got = secrets.get(&name).await.unwrap().unwrap();
+        assert_eq!(got.expose(), "wired-token");
     });
 }

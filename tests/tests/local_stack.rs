@@ -24,7 +24,7 @@ async fn start(
     let (stop, stopped) = oneshot::channel::<()>();
     let served = ports.clone();
     let task = tokio::spawn(async move {
-        parley::serve(listener, served, async {
+        parley::serve(listener, served, None, async {
             let _ = stopped.await;
         })
         .await

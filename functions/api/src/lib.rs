@@ -1,23 +1,64 @@
 //! The REST API function. Its routes are an axum [`Router`], served by `lambda_http` on
 //! AWS (see `main.rs`) and mounted as-is into the local stack (`parley dev`), so both run
 //! the same code.
+//!
+//! Every route but `/health` needs `Authorization: Bearer <key>`: the admin key, or a
+//! tenant's key. A tenant never sees another tenant's data: other tenants' ids are 404.
+
+mod agents;
+pub mod auth;
+mod body;
+pub mod error;
+mod numbers;
+mod rules;
+pub mod tenants;
 
 use axum::extract::State;
-use axum::routing::get;
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
+use parley_shared::aggregate::{Aggregate, Context, Executed, execute};
 use parley_shared::backend::Ports;
-use serde::Serialize;
+use parley_shared::domain::TenantId;
+use parley_shared::event::StreamId;
+use parley_shared::readmodel::{self, Query};
+use serde::{Deserialize, Serialize};
+
+pub use auth::AdminKey;
+use error::{ApiError, RuleError};
 
 /// What every handler of the API can reach.
 #[derive(Clone)]
 pub struct AppState {
     pub ports: Ports,
+    pub admin_key: AdminKey,
 }
 
 /// The API's routes.
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/health", get(health))
+        .route("/v1/tenants", post(tenants::create).get(tenants::list))
+        .route("/v1/tenants/{id}", get(tenants::get).patch(tenants::update))
+        .route("/v1/tenants/{id}/api-keys", post(tenants::create_key))
+        .route("/v1/tenants/{id}/carriers/twilio", put(tenants::set_twilio))
+        .route("/v1/tenants/{id}/carriers/exotel", put(tenants::set_exotel))
+        .route("/v1/agents", post(agents::create).get(agents::list))
+        .route(
+            "/v1/agents/{id}",
+            get(agents::get)
+                .patch(agents::update)
+                .delete(agents::delete),
+        )
+        .route(
+            "/v1/phone-numbers",
+            post(numbers::create).get(numbers::list),
+        )
+        .route(
+            "/v1/phone-numbers/{number}",
+            get(numbers::get)
+                .patch(numbers::update)
+                .delete(numbers::delete),
+        )
         .with_state(state)
 }
 
@@ -34,4 +75,74 @@ async fn health(State(state): State<AppState>) -> Json<Health> {
         version: env!("CARGO_PKG_VERSION"),
         backend: state.ports.kind(),
     })
+}
+
+/// Runs a command on `stream` for `tenant`.
+pub(crate) async fn run<A: Aggregate>(
+    state: &AppState,
+    stream: &StreamId,
+    tenant: &TenantId,
+    command: A::Command,
+) -> Result<Executed<A>, ApiError>
+where
+    A::Error: RuleError,
+{
+    let ctx = Context {
+        tenant_id: tenant.to_string(),
+        correlation_id: stream.to_string(),
+        idempotency_key: None,
+    };
+    Ok(execute::<A>(
+        &*state.ports.events,
+        &*state.ports.clock,
+        stream,
+        &ctx,
+        command,
+    )
+    .await?)
+}
+
+/// `?limit=&cursor=` on list routes.
+#[derive(Debug, Deserialize)]
+pub struct PageParams {
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+impl PageParams {
+    fn query(self, mut query: Query) -> Result<Query, ApiError> {
+        query.limit = self.limit.unwrap_or(50);
+        if !(1..=200).contains(&query.limit) {
+            return Err(ApiError::invalid("limit", "must be 1 to 200"));
+        }
+        query.cursor = self.cursor;
+        Ok(query)
+    }
+}
+
+/// A page of a list: the items and, when there may be more, the cursor to ask for them.
+#[derive(Debug, Serialize)]
+pub struct Page {
+    items: Vec<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_cursor: Option<String>,
+}
+
+impl From<readmodel::Page> for Page {
+    fn from(page: readmodel::Page) -> Self {
+        Page {
+            items: page
+                .views
+                .into_iter()
+                .map(|v| {
+                    let mut body = v.body;
+                    if let Some(map) = body.as_object_mut() {
+                        map.remove("stream_version");
+                    }
+                    body
+                })
+                .collect(),
+            next_cursor: page.next,
+        }
+    }
 }

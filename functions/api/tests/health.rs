@@ -22,6 +22,7 @@ fn app() -> (axum::Router, tempfile::TempDir) {
     .unwrap();
     let app = router(AppState {
         ports: Ports::embedded(embedded),
+        admin_key: parley_api::AdminKey::new(None),
     });
     (app, dir)
 }

@@ -13,12 +13,13 @@ use parley_shared::backend::Ports;
 use serde::Deserialize;
 use tokio::net::TcpListener;
 
-/// All routes of the local stack.
-pub fn app(ports: Ports) -> Router {
+/// All routes of the local stack. `admin_key` is the admin's API key, if any.
+pub fn app(ports: Ports, admin_key: Option<&str>) -> Router {
     let blobs = Router::new()
         .route("/blobs/{*key}", get(download))
         .with_state(ports.clone());
-    parley_api::router(parley_api::AppState { ports }).merge(blobs)
+    let admin_key = parley_api::AdminKey::new(admin_key);
+    parley_api::router(parley_api::AppState { ports, admin_key }).merge(blobs)
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves, then lets requests in flight
@@ -26,9 +27,10 @@ pub fn app(ports: Ports) -> Router {
 pub async fn serve(
     listener: TcpListener,
     ports: Ports,
+    admin_key: Option<&str>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(ports))
+    axum::serve(listener, app(ports, admin_key))
         .with_graceful_shutdown(shutdown)
         .await
 }

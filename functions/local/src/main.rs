@@ -61,7 +61,11 @@ async fn main() -> anyhow::Result<()> {
     println!("  health:   {}/health", config.public_url);
     println!("  data dir: {}", data_dir.display());
 
-    parley::serve(listener, ports, async {
+    let admin_key = config.admin_key.as_ref().map(|k| k.expose().to_owned());
+    if admin_key.is_none() {
+        println!("  admin:    none (set PARLEY_ADMIN_KEY to manage tenants)");
+    }
+    parley::serve(listener, ports, admin_key.as_deref(), async {
         let _ = tokio::signal::ctrl_c().await;
         tracing::info!("stopping");
     })

@@ -17,9 +17,11 @@ mod dynamo_views;
 mod s3;
 mod sdk;
 mod sqs;
+mod ssm;
 
 pub use dynamo_events::DynamoEventStore;
 pub use dynamo_views::DynamoViewStore;
 pub use s3::S3BlobStore;
 pub use sdk::{config_loader, http_client, retry_config, s3_client, sdk_config};
 pub use sqs::SqsQueue;
+pub use ssm::SsmSecretStore;

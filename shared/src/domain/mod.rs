@@ -9,12 +9,18 @@
 //! | `lead/<id>` | a person to call: attempts, qualification, do-not-call |
 //! | `call/<id>` | one phone call, from request to its final carrier status |
 //! | `appointment/<id>` | a booked meeting |
+//! | `agent/<id>` | a voice agent's settings |
+//! | `phone_number/<digits>` | which tenant and agent a number routes to |
+//! | `api_key/<sha256>` | a tenant's API key, by the hash of the key |
 
+pub mod access;
+pub mod agent;
 pub mod appointment;
 pub mod call;
 pub mod campaign;
 pub mod ids;
 pub mod lead;
+pub mod number;
 pub mod tenant;
 pub mod values;
 

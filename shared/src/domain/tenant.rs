@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::call::Carrier;
 use super::values::{TimeZone, ValueError, name};
 use crate::aggregate::Aggregate;
 use crate::event::DomainEvent;
@@ -26,6 +27,11 @@ pub enum TenantEvent {
         reason: String,
     },
     TenantReactivated,
+    /// The tenant's credentials for a carrier were stored (in the secret store: an event
+    /// never holds them).
+    CarrierCredentialsSet {
+        carrier: Carrier,
+    },
     #[serde(other)]
     Unknown,
 }
@@ -46,6 +52,7 @@ pub enum TenantCommand {
     ChangeTimeZone { time_zone: TimeZone },
     Suspend { reason: String },
     Reactivate,
+    RecordCredentials { carrier: Carrier },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -64,6 +71,8 @@ pub struct Tenant {
     pub name: String,
     pub time_zone: Option<TimeZone>,
     pub suspended: bool,
+    /// Carriers whose credentials are stored.
+    pub carriers: Vec<Carrier>,
 }
 
 impl Aggregate for Tenant {
@@ -113,6 +122,10 @@ impl Aggregate for Tenant {
                 }]
             }
             TenantCommand::Reactivate if self.suspended => vec![TenantEvent::TenantReactivated],
+            // Recorded every time: a rotation is worth a line in the tenant's history.
+            TenantCommand::RecordCredentials { carrier } => {
+                vec![TenantEvent::CarrierCredentialsSet { carrier }]
+            }
             // Suspending a suspended tenant (or reactivating an active one) is a no-op.
             TenantCommand::Suspend { .. } | TenantCommand::Reactivate => vec![],
         })
@@ -131,6 +144,11 @@ impl Aggregate for Tenant {
             }
             TenantEvent::TenantSuspended { .. } => self.suspended = true,
             TenantEvent::TenantReactivated => self.suspended = false,
+            TenantEvent::CarrierCredentialsSet { carrier } => {
+                if !self.carriers.contains(carrier) {
+                    self.carriers.push(*carrier);
+                }
+            }
             TenantEvent::Unknown => {}
         }
     }

@@ -9,6 +9,7 @@
 mod blobs;
 mod events;
 mod queue;
+mod secrets;
 mod sqlite;
 mod views;
 
@@ -19,6 +20,7 @@ use std::sync::Arc;
 pub use blobs::FsBlobStore;
 pub use events::SqliteEventStore;
 pub use queue::SqliteQueue;
+pub use secrets::SqliteSecretStore;
 pub use sqlite::SqliteDb;
 pub use views::SqliteViewStore;
 
@@ -37,6 +39,7 @@ pub struct Embedded {
     /// The queue named `dial`.
     pub dial_queue: SqliteQueue,
     pub blobs: FsBlobStore,
+    pub secrets: SqliteSecretStore,
 }
 
 impl Embedded {
@@ -60,6 +63,7 @@ impl Embedded {
             events: SqliteEventStore::new(db.clone()),
             views: SqliteViewStore::new(db.clone()),
             dial_queue: SqliteQueue::new(db.clone(), "dial", max_receives),
+            secrets: SqliteSecretStore::new(db.clone()),
             blobs: FsBlobStore::new(data_dir.join("blobs"), url_base, signing_key)?,
             db,
         })

@@ -18,7 +18,7 @@ use crate::clock::Clock;
 use crate::error::{StoreError, StoreResult};
 
 /// The schema this build writes, kept in `PRAGMA user_version`.
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 /// How long a statement waits for another process's lock before failing as busy.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -72,6 +72,10 @@ CREATE INDEX IF NOT EXISTS queue_ready ON queue_messages (queue, visible_at, seq
     WHERE dead_at IS NULL;
 CREATE INDEX IF NOT EXISTS queue_dead ON queue_messages (queue, dead_at, seq)
     WHERE dead_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS secrets (
+    name  TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) WITHOUT ROWID;
 ";
 
 /// A failure inside a closure run on a connection: SQLite's own (mapped to a

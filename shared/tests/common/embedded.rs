@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use parley_shared::clock::SystemClock;
 use parley_shared::embedded::{
-    FsBlobStore, SqliteDb, SqliteEventStore, SqliteQueue, SqliteViewStore,
+    FsBlobStore, SqliteDb, SqliteEventStore, SqliteQueue, SqliteSecretStore, SqliteViewStore,
 };
 use tempfile::TempDir;
 
@@ -30,6 +30,11 @@ pub async fn view_store() -> (SqliteViewStore, Guard) {
 pub async fn queue(max_receives: u32) -> (SqliteQueue, Guard) {
     let (db, guard) = db();
     (SqliteQueue::new(db, "dial", max_receives), guard)
+}
+
+pub async fn secret_store() -> (SqliteSecretStore, Guard) {
+    let (db, guard) = db();
+    (SqliteSecretStore::new(db), guard)
 }
 
 pub async fn blob_store() -> (FsBlobStore, Guard) {

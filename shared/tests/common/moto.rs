@@ -23,7 +23,8 @@ use std::time::{Duration, Instant};
 use aws_config::{Region, SdkConfig};
 use aws_sdk_dynamodb::config::Credentials;
 use parley_shared::aws::{
-    DynamoEventStore, DynamoViewStore, S3BlobStore, SqsQueue, config_loader, s3_client,
+    DynamoEventStore, DynamoViewStore, S3BlobStore, SqsQueue, SsmSecretStore, config_loader,
+    s3_client,
 };
 
 /// How long moto may take to answer after it is started.
@@ -101,6 +102,15 @@ pub async fn queue(max_receives: u32) -> SqsQueue {
         Ok(queue) => queue,
         Err(e) => panic!("creating queue {name} on the emulator: {e}"),
     }
+}
+
+pub async fn ssm() -> aws_sdk_ssm::Client {
+    aws_sdk_ssm::Client::new(&sdk_config().await)
+}
+
+/// A secret store under a new path prefix.
+pub async fn secret_store() -> SsmSecretStore {
+    SsmSecretStore::new(ssm().await, format!("/{}/", unique_name()))
 }
 
 /// A blob store on a new bucket.

@@ -1,0 +1,184 @@
+//! Voice agents of a tenant. Writes take the tenant's key; the admin may read across
+//! tenants. Another tenant's agent is simply not found.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use parley_shared::aggregate::load_any;
+use parley_shared::domain::agent::{Agent, AgentCommand, AgentSettings};
+use parley_shared::domain::{AgentId, TenantId};
+use parley_shared::readmodel::{Index, IndexEntry, Query as ViewQuery, View, project};
+use serde_json::{Value, json};
+
+use crate::auth::Caller;
+use crate::body::{JsonBody, parse};
+use crate::error::ApiError;
+use crate::tenants::active;
+use crate::{AppState, Page, PageParams, run};
+
+fn repr(id: &AgentId, tenant: &TenantId, settings: &AgentSettings) -> Value {
+    let mut body = serde_json::to_value(settings).unwrap_or_else(|_| json!({}));
+    body["id"] = json!(id);
+    body["tenant_id"] = json!(tenant);
+    body
+}
+
+async fn save_view(
+    state: &AppState,
+    id: &AgentId,
+    tenant: &TenantId,
+    agent: &Agent,
+    version: u64,
+) -> Result<(), ApiError> {
+    let views = &*state.ports.views;
+    match agent.settings.as_ref().filter(|_| !agent.deleted) {
+        Some(settings) => {
+            let view = View::new("agents", id.to_string(), repr(id, tenant, settings))
+                .with_index1(IndexEntry::new(format!("agents#{tenant}"), id.to_string()))
+                .with_index2(IndexEntry::new("agents", format!("{tenant}#{id}")));
+            Ok(project(views, view, version).await?)
+        }
+        None => Ok(views.delete("agents", &id.to_string()).await?),
+    }
+}
+
+/// An agent the caller may see, with its tenant.
+pub async fn visible(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+) -> Result<(AgentId, TenantId, Agent), ApiError> {
+    let id = AgentId::parse(id).map_err(|_| ApiError::not_found("agent"))?;
+    let loaded = load_any::<Agent>(&*state.ports.events, &id.stream()).await?;
+    let tenant = loaded
+        .tenant_id
+        .as_deref()
+        .and_then(|t| TenantId::parse(t).ok());
+    match tenant {
+        Some(tenant)
+            if caller.can_read(&tenant) && loaded.state.exists && !loaded.state.deleted =>
+        {
+            Ok((id, tenant, loaded.state))
+        }
+        _ => Err(ApiError::not_found("agent")),
+    }
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(settings): JsonBody<AgentSettings>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let tenant = caller.tenant()?.clone();
+    active(&state, &tenant).await?;
+    let id = AgentId::new();
+    let done = run::<Agent>(
+        &state,
+        &id.stream(),
+        &tenant,
+        AgentCommand::Create { settings },
+    )
+    .await?;
+    save_view(&state, &id, &tenant, &done.state, done.version).await?;
+    let settings = done
+        .state
+        .settings
+        .as_ref()
+        .ok_or_else(|| ApiError::not_found("agent"))?;
+    Ok((StatusCode::CREATED, Json(repr(&id, &tenant, settings))))
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(page): Query<PageParams>,
+) -> Result<Json<Page>, ApiError> {
+    let query = match &caller {
+        Caller::Tenant(tenant) => ViewQuery::new(Index::First, format!("agents#{tenant}")),
+        Caller::Admin => ViewQuery::new(Index::Second, "agents"),
+    };
+    Ok(Json(Page::from(
+        state.ports.views.query(&page.query(query)?).await?,
+    )))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let (id, tenant, agent) = visible(&state, &caller, &id).await?;
+    let settings = agent
+        .settings
+        .as_ref()
+        .ok_or_else(|| ApiError::not_found("agent"))?;
+    Ok(Json(repr(&id, &tenant, settings)))
+}
+
+/// A JSON merge patch (RFC 7386) of the agent's settings: fields given replace theirs,
+/// `null` removes an optional one.
+pub async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonBody(patch): JsonBody<Value>,
+) -> Result<Json<Value>, ApiError> {
+    let tenant = caller.tenant()?.clone();
+    let (id, _, agent) = visible(&state, &caller, &id).await?;
+    if !patch.is_object() {
+        return Err(ApiError::invalid(
+            "body",
+            "must be a JSON object of the settings to change",
+        ));
+    }
+    let mut settings = serde_json::to_value(
+        agent
+            .settings
+            .as_ref()
+            .ok_or_else(|| ApiError::not_found("agent"))?,
+    )
+    .map_err(|e| ApiError::invalid("body", e.to_string()))?;
+    merge(&mut settings, &patch);
+    let settings: AgentSettings = parse(settings.to_string().as_bytes())?;
+    let done = run::<Agent>(
+        &state,
+        &id.stream(),
+        &tenant,
+        AgentCommand::Change { settings },
+    )
+    .await?;
+    save_view(&state, &id, &tenant, &done.state, done.version).await?;
+    let settings = done
+        .state
+        .settings
+        .as_ref()
+        .ok_or_else(|| ApiError::not_found("agent"))?;
+    Ok(Json(repr(&id, &tenant, settings)))
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let tenant = caller.tenant()?.clone();
+    let (id, _, _) = visible(&state, &caller, &id).await?;
+    let done = run::<Agent>(&state, &id.stream(), &tenant, AgentCommand::Delete).await?;
+    save_view(&state, &id, &tenant, &done.state, done.version).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn merge(target: &mut Value, patch: &Value) {
+    match (target, patch) {
+        (Value::Object(target), Value::Object(patch)) => {
+            for (key, value) in patch {
+                if value.is_null() {
+                    target.remove(key);
+                } else {
+                    merge(target.entry(key.clone()).or_insert(Value::Null), value);
+                }
+            }
+        }
+        (target, patch) => *target = patch.clone(),
+    }
+}

@@ -1,0 +1,550 @@
+//! The `agent/<id>` stream: a voice agent's settings. Who it is (name, language,
+//! voice), what it says first, how it behaves (prompt, limits, recording), when it
+//! answers (business hours in its time zone) and what happens otherwise.
+
+use chrono::{DateTime, Datelike, NaiveTime, Utc, Weekday};
+use serde::{Deserialize, Serialize};
+
+use super::values::{PhoneNumber, TimeZone, ValueError, name};
+use crate::aggregate::Aggregate;
+use crate::event::DomainEvent;
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AgentStatus {
+    Active,
+    Inactive,
+    #[default]
+    PendingSetup,
+}
+
+/// How the carrier's audio reaches the agent.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConversationMode {
+    /// Raw audio over a media stream: Parley does speech recognition and synthesis.
+    #[default]
+    MediaStream,
+    /// Twilio ConversationRelay: Twilio does speech, Parley exchanges text.
+    ConversationRelay,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VoiceProvider {
+    /// The offline engine of the local stack.
+    #[default]
+    Flite,
+    ElevenLabs,
+    Cartesia,
+    Openai,
+    /// Twilio's own voices (ConversationRelay and `<Say>`).
+    Twilio,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Voice {
+    #[serde(default)]
+    pub provider: VoiceProvider,
+    #[serde(default)]
+    pub voice_id: String,
+    #[serde(default = "Voice::default_speed")]
+    pub speed: f64,
+}
+
+impl Voice {
+    fn default_speed() -> f64 {
+        1.0
+    }
+}
+
+impl Default for Voice {
+    fn default() -> Self {
+        Voice {
+            provider: VoiceProvider::Flite,
+            voice_id: "slt".into(),
+            speed: 1.0,
+        }
+    }
+}
+
+/// What a caller meets when the agent does not answer (inactive, or outside hours).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
+pub enum AfterHours {
+    /// Say `message`, then record a voicemail.
+    Voicemail { message: String },
+    /// Put the caller through to a person.
+    Forward { number: PhoneNumber },
+    /// Say `message` and hang up.
+    MessageAndHangUp { message: String },
+}
+
+impl Default for AfterHours {
+    fn default() -> Self {
+        AfterHours::Voicemail {
+            message:
+                "Sorry, we can't take your call right now. Please leave a message after the tone."
+                    .into(),
+        }
+    }
+}
+
+/// One opening span of a day, `HH:MM` to `HH:MM` local time, close after open.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Span {
+    pub open: NaiveTime,
+    pub close: NaiveTime,
+}
+
+/// When the agent answers: spans per weekday in a time zone. An empty week means
+/// always open.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BusinessHours {
+    pub time_zone: TimeZone,
+    #[serde(default)]
+    pub week: Week,
+    #[serde(default)]
+    pub after_hours: AfterHours,
+}
+
+/// Opening spans per weekday; a day left out is closed.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Week {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub monday: Vec<Span>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tuesday: Vec<Span>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub wednesday: Vec<Span>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub thursday: Vec<Span>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub friday: Vec<Span>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub saturday: Vec<Span>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sunday: Vec<Span>,
+}
+
+impl Week {
+    pub fn day(&self, day: Weekday) -> &[Span] {
+        match day {
+            Weekday::Mon => &self.monday,
+            Weekday::Tue => &self.tuesday,
+            Weekday::Wed => &self.wednesday,
+            Weekday::Thu => &self.thursday,
+            Weekday::Fri => &self.friday,
+            Weekday::Sat => &self.saturday,
+            Weekday::Sun => &self.sunday,
+        }
+    }
+
+    fn days(&self) -> impl Iterator<Item = (Weekday, &[Span])> {
+        [
+            Weekday::Mon,
+            Weekday::Tue,
+            Weekday::Wed,
+            Weekday::Thu,
+            Weekday::Fri,
+            Weekday::Sat,
+            Weekday::Sun,
+        ]
+        .into_iter()
+        .map(|d| (d, self.day(d)))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.days().all(|(_, spans)| spans.is_empty())
+    }
+}
+
+impl BusinessHours {
+    /// Whether `at` falls inside an opening span, in the hours' own time zone.
+    pub fn is_open(&self, at: DateTime<Utc>) -> bool {
+        if self.week.is_empty() {
+            return true;
+        }
+        let local = at.with_timezone(&self.time_zone.tz());
+        let time = local.time();
+        self.week
+            .day(local.weekday())
+            .iter()
+            .any(|s| s.open <= time && time < s.close)
+    }
+}
+
+impl Default for BusinessHours {
+    fn default() -> Self {
+        BusinessHours {
+            time_zone: TimeZone::parse("UTC").unwrap_or_else(|_| unreachable!("UTC is a zone")),
+            week: Week::default(),
+            after_hours: AfterHours::default(),
+        }
+    }
+}
+
+/// Everything an agent is configured with.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentSettings {
+    pub name: String,
+    #[serde(default)]
+    pub status: AgentStatus,
+    /// BCP 47, such as `en-US`.
+    #[serde(default = "AgentSettings::default_language")]
+    pub language: String,
+    /// Spoken when the agent answers a call; may hold `{lead_name}`-style fields.
+    #[serde(default = "AgentSettings::default_inbound_greeting")]
+    pub inbound_greeting: String,
+    /// Spoken when a call the agent placed is answered.
+    #[serde(default = "AgentSettings::default_outbound_greeting")]
+    pub outbound_greeting: String,
+    /// The agent's own prompt; `None` uses the default prompt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system_prompt: Option<String>,
+    #[serde(default)]
+    pub voice: Voice,
+    #[serde(default)]
+    pub mode: ConversationMode,
+    #[serde(default)]
+    pub business_hours: BusinessHours,
+    /// People the agent hands callers to, in order of preference.
+    #[serde(default)]
+    pub escalation_numbers: Vec<PhoneNumber>,
+    #[serde(default = "AgentSettings::default_true")]
+    pub recording: bool,
+    #[serde(default = "AgentSettings::default_max_call_seconds")]
+    pub max_call_seconds: u32,
+    #[serde(default = "AgentSettings::default_max_turns")]
+    pub max_turns: u32,
+}
+
+impl AgentSettings {
+    fn default_language() -> String {
+        "en-US".into()
+    }
+    fn default_inbound_greeting() -> String {
+        "Hello, thanks for calling. How can I help you today?".into()
+    }
+    fn default_outbound_greeting() -> String {
+        "Hi {lead_name}, this is an automated assistant calling. Do you have a minute?".into()
+    }
+    fn default_true() -> bool {
+        true
+    }
+    fn default_max_call_seconds() -> u32 {
+        900
+    }
+    fn default_max_turns() -> u32 {
+        60
+    }
+
+    /// Settings with this name and every default.
+    pub fn named(agent_name: &str) -> Self {
+        AgentSettings {
+            name: agent_name.into(),
+            status: AgentStatus::default(),
+            language: Self::default_language(),
+            inbound_greeting: Self::default_inbound_greeting(),
+            outbound_greeting: Self::default_outbound_greeting(),
+            system_prompt: None,
+            voice: Voice::default(),
+            mode: ConversationMode::default(),
+            business_hours: BusinessHours::default(),
+            escalation_numbers: Vec::new(),
+            recording: true,
+            max_call_seconds: Self::default_max_call_seconds(),
+            max_turns: Self::default_max_turns(),
+        }
+    }
+
+    /// Checks every field, naming the first that is wrong (with its path, such as
+    /// `business_hours.week.monday[0]`). Returns the settings with names trimmed.
+    pub fn validated(mut self) -> Result<Self, ValueError> {
+        self.name = name("name", &self.name, 200)?;
+        let lang_ok = (2..=35).contains(&self.language.len())
+            && self.language.split('-').all(|p| {
+                !p.is_empty() && p.len() <= 8 && p.bytes().all(|b| b.is_ascii_alphanumeric())
+            });
+        if !lang_ok {
+            return Err(ValueError {
+                field: "language",
+                reason: format!("{:?} is not a BCP 47 tag such as en-US", self.language),
+            });
+        }
+        bounded("inbound_greeting", &self.inbound_greeting, 1000)?;
+        bounded("outbound_greeting", &self.outbound_greeting, 1000)?;
+        if let Some(prompt) = &self.system_prompt {
+            bounded("system_prompt", prompt, 20_000)?;
+        }
+        if !(0.5..=2.0).contains(&self.voice.speed) {
+            return Err(ValueError {
+                field: "voice.speed",
+                reason: "must be between 0.5 and 2.0".into(),
+            });
+        }
+        if self.voice.voice_id.len() > 200 {
+            return Err(ValueError {
+                field: "voice.voice_id",
+                reason: "must be at most 200 characters".into(),
+            });
+        }
+        for (day, spans) in self.business_hours.week.days() {
+            for span in spans {
+                if span.close <= span.open {
+                    return Err(ValueError {
+                        field: "business_hours.week",
+                        reason: format!(
+                            "on {day:?} a span closes ({}) before it opens ({})",
+                            span.close, span.open
+                        ),
+                    });
+                }
+            }
+        }
+        match &self.business_hours.after_hours {
+            AfterHours::Voicemail { message } | AfterHours::MessageAndHangUp { message } => {
+                bounded("business_hours.after_hours.message", message, 1000)?;
+            }
+            AfterHours::Forward { .. } => {}
+        }
+        if self.escalation_numbers.len() > 10 {
+            return Err(ValueError {
+                field: "escalation_numbers",
+                reason: "at most 10".into(),
+            });
+        }
+        if !(30..=4 * 3600).contains(&self.max_call_seconds) {
+            return Err(ValueError {
+                field: "max_call_seconds",
+                reason: "must be between 30 and 14400".into(),
+            });
+        }
+        if !(1..=500).contains(&self.max_turns) {
+            return Err(ValueError {
+                field: "max_turns",
+                reason: "must be between 1 and 500".into(),
+            });
+        }
+        Ok(self)
+    }
+}
+
+fn bounded(field: &'static str, value: &str, max: usize) -> Result<(), ValueError> {
+    if value.trim().is_empty() || value.chars().count() > max {
+        return Err(ValueError {
+            field,
+            reason: format!("must be 1 to {max} characters"),
+        });
+    }
+    Ok(())
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum AgentEvent {
+    AgentCreated {
+        settings: AgentSettings,
+    },
+    /// The whole new settings: an agent's configuration is small and read whole.
+    AgentSettingsChanged {
+        settings: AgentSettings,
+    },
+    AgentDeleted,
+    #[serde(other)]
+    Unknown,
+}
+
+impl DomainEvent for AgentEvent {
+    const CATEGORY: &'static str = "agent";
+    const SCHEMA_VERSION: u32 = 1;
+
+    fn is_unknown(&self) -> bool {
+        matches!(self, AgentEvent::Unknown)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum AgentCommand {
+    Create { settings: AgentSettings },
+    Change { settings: AgentSettings },
+    Delete,
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum AgentError {
+    #[error("the agent already exists")]
+    AlreadyExists,
+    #[error("the agent does not exist")]
+    NotFound,
+    #[error(transparent)]
+    Invalid(#[from] ValueError),
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Agent {
+    pub exists: bool,
+    pub deleted: bool,
+    pub settings: Option<AgentSettings>,
+}
+
+impl Aggregate for Agent {
+    type Event = AgentEvent;
+    type Command = AgentCommand;
+    type Error = AgentError;
+
+    fn handle(
+        &self,
+        command: AgentCommand,
+        _now: DateTime<Utc>,
+    ) -> Result<Vec<AgentEvent>, AgentError> {
+        match command {
+            AgentCommand::Create { .. } if self.exists => Err(AgentError::AlreadyExists),
+            AgentCommand::Create { settings } => Ok(vec![AgentEvent::AgentCreated {
+                settings: settings.validated()?,
+            }]),
+            _ if !self.exists || self.deleted => Err(AgentError::NotFound),
+            AgentCommand::Change { settings } => {
+                let settings = settings.validated()?;
+                if self.settings.as_ref() == Some(&settings) {
+                    return Ok(vec![]);
+                }
+                Ok(vec![AgentEvent::AgentSettingsChanged { settings }])
+            }
+            AgentCommand::Delete => Ok(vec![AgentEvent::AgentDeleted]),
+        }
+    }
+
+    fn apply(&mut self, event: &AgentEvent) {
+        match event {
+            AgentEvent::AgentCreated { settings }
+            | AgentEvent::AgentSettingsChanged { settings } => {
+                self.exists = true;
+                self.settings = Some(settings.clone());
+            }
+            AgentEvent::AgentDeleted => self.deleted = true,
+            AgentEvent::Unknown => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone as _;
+
+    use super::*;
+    use crate::domain::testing::{given, when};
+
+    fn span(open: &str, close: &str) -> Span {
+        Span {
+            open: open.parse().unwrap(),
+            close: close.parse().unwrap(),
+        }
+    }
+
+    #[test]
+    fn settings_parse_with_defaults_and_validate() {
+        let settings: AgentSettings =
+            serde_json::from_value(serde_json::json!({"name": "  Riley "})).unwrap();
+        let settings = settings.validated().unwrap();
+        assert_eq!(settings.name, "Riley");
+        assert_eq!(settings.language, "en-US");
+        assert!(settings.recording);
+        assert_eq!(settings.status, AgentStatus::PendingSetup);
+    }
+
+    #[test]
+    fn bad_settings_name_their_field() {
+        type Mutation = Box<dyn Fn(&mut AgentSettings)>;
+        let cases: Vec<(&str, Mutation)> = vec![
+            ("name", Box::new(|s| s.name = " ".into())),
+            (
+                "language",
+                Box::new(|s| s.language = "english please".into()),
+            ),
+            (
+                "inbound_greeting",
+                Box::new(|s| s.inbound_greeting = "".into()),
+            ),
+            ("voice.speed", Box::new(|s| s.voice.speed = 3.0)),
+            ("max_call_seconds", Box::new(|s| s.max_call_seconds = 5)),
+            ("max_turns", Box::new(|s| s.max_turns = 0)),
+            (
+                "business_hours.week",
+                Box::new(|s| {
+                    s.business_hours.week.monday = vec![span("17:00", "09:00")];
+                }),
+            ),
+        ];
+        for (field, mutate) in cases {
+            let mut settings = AgentSettings::named("Riley");
+            mutate(&mut settings);
+            assert_eq!(settings.validated().unwrap_err().field, field);
+        }
+        let unknown = serde_json::from_value::<AgentSettings>(
+            serde_json::json!({"name": "x", "colour": "red"}),
+        );
+        assert!(unknown.unwrap_err().to_string().contains("colour"));
+    }
+
+    #[test]
+    fn business_hours_are_judged_in_their_time_zone() {
+        let mut hours = BusinessHours {
+            time_zone: TimeZone::parse("America/New_York").unwrap(),
+            ..BusinessHours::default()
+        };
+        assert!(hours.is_open(Utc::now()), "no spans: always open");
+        hours.week.monday = vec![span("09:00", "17:00")];
+        // Monday 2026-03-09 13:59 UTC is 09:59 in New York (EDT, after the March change).
+        assert!(hours.is_open(Utc.with_ymd_and_hms(2026, 3, 9, 13, 59, 0).unwrap()));
+        // 12:59 UTC is 08:59 there: closed.
+        assert!(!hours.is_open(Utc.with_ymd_and_hms(2026, 3, 9, 12, 59, 0).unwrap()));
+        // Closing time is exclusive; Tuesday has no spans.
+        assert!(!hours.is_open(Utc.with_ymd_and_hms(2026, 3, 9, 21, 0, 0).unwrap()));
+        assert!(!hours.is_open(Utc.with_ymd_and_hms(2026, 3, 10, 14, 0, 0).unwrap()));
+    }
+
+    #[test]
+    fn a_deleted_agent_takes_no_changes() {
+        let created = AgentEvent::AgentCreated {
+            settings: AgentSettings::named("Riley"),
+        };
+        let agent = given::<Agent>(&[created.clone(), AgentEvent::AgentDeleted]);
+        assert_eq!(
+            when(
+                &agent,
+                AgentCommand::Change {
+                    settings: AgentSettings::named("Sam")
+                }
+            ),
+            Err(AgentError::NotFound)
+        );
+        let live = given::<Agent>(&[created]);
+        assert_eq!(
+            when(
+                &live,
+                AgentCommand::Change {
+                    settings: AgentSettings::named("Riley")
+                }
+            )
+            .unwrap(),
+            vec![]
+        );
+        assert_eq!(
+            when(
+                &live,
+                AgentCommand::Change {
+                    settings: AgentSettings::named("Sam")
+                }
+            )
+            .unwrap()
+            .len(),
+            1
+        );
+    }
+}
