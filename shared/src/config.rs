@@ -50,6 +50,9 @@ pub struct Config {
     pub log_format: LogFormat,
     /// `PARLEY_ADMIN_KEY`: the key of the admin, who manages tenants. Unset: no admin.
     pub admin_key: Option<SecretString>,
+    /// `PARLEY_MEDIA_URL`: the `ws://` or `wss://` base the carriers stream audio to (the
+    /// media task). Defaults to the public URL with its scheme turned into a WebSocket's.
+    pub media_url: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -149,6 +152,23 @@ impl Config {
             Some(key) => Some(SecretString::new(key)),
         };
 
+        let media_url = match get("PARLEY_MEDIA_URL") {
+            None => public_url
+                .replacen("https://", "wss://", 1)
+                .replacen("http://", "ws://", 1),
+            Some(value) => {
+                let ok = (value.starts_with("wss://") || value.starts_with("ws://"))
+                    && !value.contains(char::is_whitespace);
+                if !ok {
+                    return Err(ConfigError::Malformed {
+                        variable: "PARLEY_MEDIA_URL",
+                        reason: "must be a ws:// or wss:// URL".into(),
+                    });
+                }
+                value.trim_end_matches('/').to_owned()
+            }
+        };
+
         Ok(Config {
             backend,
             listen,
@@ -156,6 +176,7 @@ impl Config {
             queue_max_receives,
             log_format,
             admin_key,
+            media_url,
         })
     }
 }
@@ -240,6 +261,7 @@ mod tests {
         assert_eq!(config.queue_max_receives, 5);
         assert_eq!(config.log_format, LogFormat::Text);
         assert_eq!(config.admin_key, None);
+        assert_eq!(config.media_url, "ws://127.0.0.1:8080");
     }
 
     #[test]
@@ -352,6 +374,7 @@ mod tests {
             ("PARLEY_QUEUE_MAX_RECEIVES", "0"),
             ("PARLEY_QUEUE_MAX_RECEIVES", "many"),
             ("PARLEY_LOG_FORMAT", "xml"),
+            ("PARLEY_MEDIA_URL", "https://media.example.com"),
         ];
         for (name, value) in cases {
             match config(&[(name, value)]) {
@@ -378,6 +401,7 @@ mod tests {
         );
         assert_eq!(config.listen.port(), 9000);
         assert_eq!(config.public_url, "https://parley.example.com");
+        assert_eq!(config.media_url, "wss://parley.example.com");
         assert_eq!(config.log_format, LogFormat::Json);
     }
 }

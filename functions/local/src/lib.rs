@@ -9,28 +9,56 @@ use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use parley_shared::StoreError;
 use parley_shared::backend::Ports;
+use parley_shared::config::Config;
+use parley_webhooks::WebhookState;
 use serde::Deserialize;
 use tokio::net::TcpListener;
 
-/// All routes of the local stack. `admin_key` is the admin's API key, if any.
-pub fn app(ports: Ports, admin_key: Option<&str>) -> Router {
+/// Everything the local stack serves, opened on one configuration.
+#[derive(Clone)]
+pub struct Stack {
+    pub ports: Ports,
+    pub admin_key: parley_api::AdminKey,
+    pub webhooks: WebhookState,
+}
+
+impl Stack {
+    /// Opens `ports` for `config`; makes the stream token secret on first start.
+    pub async fn new(ports: Ports, config: &Config) -> Result<Stack, StoreError> {
+        let webhooks = WebhookState::new(ports.clone(), config, true).await?;
+        let admin_key = parley_api::AdminKey::new(config.admin_key.as_ref().map(|k| k.expose()));
+        Ok(Stack {
+            ports,
+            admin_key,
+            webhooks,
+        })
+    }
+}
+
+/// All routes of the local stack: every function's router, as on AWS, plus the blob
+/// downloads that S3 serves there.
+pub fn app(stack: Stack) -> Router {
     let blobs = Router::new()
         .route("/blobs/{*key}", get(download))
-        .with_state(ports.clone());
-    let admin_key = parley_api::AdminKey::new(admin_key);
-    parley_api::router(parley_api::AppState { ports, admin_key }).merge(blobs)
+        .with_state(stack.ports.clone());
+    parley_api::router(parley_api::AppState {
+        ports: stack.ports,
+        admin_key: stack.admin_key,
+    })
+    .merge(parley_webhooks::router(stack.webhooks))
+    .merge(blobs)
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves, then lets requests in flight
 /// finish.
 pub async fn serve(
     listener: TcpListener,
-    ports: Ports,
-    admin_key: Option<&str>,
+    stack: Stack,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(ports, admin_key))
+    axum::serve(listener, app(stack))
         .with_graceful_shutdown(shutdown)
         .await
 }

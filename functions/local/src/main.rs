@@ -61,11 +61,14 @@ async fn main() -> anyhow::Result<()> {
     println!("  health:   {}/health", config.public_url);
     println!("  data dir: {}", data_dir.display());
 
-    let admin_key = config.admin_key.as_ref().map(|k| k.expose().to_owned());
-    if admin_key.is_none() {
+    if config.admin_key.is_none() {
         println!("  admin:    none (set PARLEY_ADMIN_KEY to manage tenants)");
     }
-    parley::serve(listener, ports, admin_key.as_deref(), async {
+    println!("  twilio:   {}/webhooks/twilio/voice", config.public_url);
+    let stack = parley::Stack::new(ports, &config)
+        .await
+        .context("starting the stack")?;
+    parley::serve(listener, stack, async {
         let _ = tokio::signal::ctrl_c().await;
         tracing::info!("stopping");
     })

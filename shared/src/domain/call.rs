@@ -95,9 +95,44 @@ pub enum CallEvent {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         carrier_time: Option<DateTime<Utc>>,
     },
+    /// Answering-machine detection's verdict.
+    AnsweringMachineDetected { answered_by: AnsweredBy },
+    /// A recording of the call (or a voicemail) is stored at the carrier.
+    RecordingAvailable {
+        recording_id: String,
+        url: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        duration_secs: Option<u32>,
+    },
     /// A type this build does not know (written by a newer Parley): skipped.
     #[serde(other)]
     Unknown,
+}
+
+/// Who or what answered, as Twilio's answering-machine detection reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AnsweredBy {
+    Human,
+    MachineStart,
+    MachineEndBeep,
+    MachineEndSilence,
+    MachineEndOther,
+    Fax,
+    Unknown,
+}
+
+impl AnsweredBy {
+    pub fn is_machine(self) -> bool {
+        matches!(
+            self,
+            AnsweredBy::MachineStart
+                | AnsweredBy::MachineEndBeep
+                | AnsweredBy::MachineEndSilence
+                | AnsweredBy::MachineEndOther
+                | AnsweredBy::Fax
+        )
+    }
 }
 
 impl DomainEvent for CallEvent {
@@ -130,6 +165,16 @@ pub enum CallCommand {
         duration_secs: Option<u32>,
         carrier_time: Option<DateTime<Utc>>,
     },
+    /// The first verdict counts; repeats change nothing.
+    RecordAnsweredBy {
+        answered_by: AnsweredBy,
+    },
+    /// Each recording once, by its id.
+    RecordRecording {
+        recording_id: String,
+        url: String,
+        duration_secs: Option<u32>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -161,6 +206,9 @@ pub struct Call {
     pub carrier_call_id: Option<String>,
     pub status: Option<CallStatus>,
     pub duration_secs: Option<u32>,
+    pub answered_by: Option<AnsweredBy>,
+    /// Recording ids and where the carrier keeps them.
+    pub recordings: Vec<(String, String)>,
 }
 
 impl Aggregate for Call {
@@ -233,6 +281,26 @@ impl Aggregate for Call {
                     carrier_time,
                 }])
             }
+            CallCommand::RecordAnsweredBy { .. } if !self.exists => Err(CallError::NotFound),
+            CallCommand::RecordAnsweredBy { .. } if self.answered_by.is_some() => Ok(vec![]),
+            CallCommand::RecordAnsweredBy { answered_by } => {
+                Ok(vec![CallEvent::AnsweringMachineDetected { answered_by }])
+            }
+            CallCommand::RecordRecording { .. } if !self.exists => Err(CallError::NotFound),
+            CallCommand::RecordRecording { recording_id, .. }
+                if self.recordings.iter().any(|(id, _)| *id == recording_id) =>
+            {
+                Ok(vec![])
+            }
+            CallCommand::RecordRecording {
+                recording_id,
+                url,
+                duration_secs,
+            } => Ok(vec![CallEvent::RecordingAvailable {
+                recording_id,
+                url,
+                duration_secs,
+            }]),
         }
     }
 
@@ -271,6 +339,14 @@ impl Aggregate for Call {
                 if duration_secs.is_some() {
                     self.duration_secs = *duration_secs;
                 }
+            }
+            CallEvent::AnsweringMachineDetected { answered_by } => {
+                self.answered_by = Some(*answered_by)
+            }
+            CallEvent::RecordingAvailable {
+                recording_id, url, ..
+            } => {
+                self.recordings.push((recording_id.clone(), url.clone()));
             }
             CallEvent::Unknown => {}
         }
@@ -419,6 +495,38 @@ mod tests {
             when(&call, other),
             Err(CallError::CarrierIdTaken("CA1".into()))
         );
+    }
+
+    #[test]
+    fn the_first_machine_verdict_and_each_recording_count_once() {
+        let call = given::<Call>(&[
+            requested(),
+            CallEvent::AnsweringMachineDetected {
+                answered_by: AnsweredBy::MachineEndBeep,
+            },
+            CallEvent::RecordingAvailable {
+                recording_id: "RE1".into(),
+                url: "https://api.twilio.com/RE1".into(),
+                duration_secs: Some(12),
+            },
+        ]);
+        assert!(call.answered_by.unwrap().is_machine());
+        let again = CallCommand::RecordAnsweredBy {
+            answered_by: AnsweredBy::Human,
+        };
+        assert_eq!(when(&call, again).unwrap(), vec![]);
+        let same = CallCommand::RecordRecording {
+            recording_id: "RE1".into(),
+            url: "x".into(),
+            duration_secs: None,
+        };
+        assert_eq!(when(&call, same).unwrap(), vec![]);
+        let other = CallCommand::RecordRecording {
+            recording_id: "RE2".into(),
+            url: "x".into(),
+            duration_secs: None,
+        };
+        assert_eq!(when(&call, other).unwrap().len(), 1);
     }
 
     #[test]

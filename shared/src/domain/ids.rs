@@ -89,6 +89,19 @@ id_type!(
 id_type!(CampaignId, "campaign");
 id_type!(LeadId, "lead");
 id_type!(CallId, "call");
+
+impl CallId {
+    /// The id of the call a carrier knows as `carrier_call_id`: the same every time, so
+    /// a redelivered webhook about a call Parley did not place finds the same stream.
+    pub fn for_carrier_call(carrier: &str, carrier_call_id: &str) -> Self {
+        // A fixed namespace of Parley's own, so ids never collide with other v5 users.
+        const NAMESPACE: Uuid = Uuid::from_u128(0x5d1c_7a0e_2b7f_4c1a_9f3e_6a4b_8c2d_1e0f);
+        CallId(Uuid::new_v5(
+            &NAMESPACE,
+            format!("{carrier}:{carrier_call_id}").as_bytes(),
+        ))
+    }
+}
 id_type!(AppointmentId, "appointment");
 
 #[cfg(test)]
@@ -111,6 +124,14 @@ mod tests {
         assert_eq!(err.kind, "lead");
         assert!(err.to_string().contains("\"nope\""));
         assert!(serde_json::from_str::<LeadId>("\"../etc\"").is_err());
+    }
+
+    #[test]
+    fn a_carrier_call_always_maps_to_one_call_id() {
+        let a = CallId::for_carrier_call("twilio", "CA123");
+        assert_eq!(a, CallId::for_carrier_call("twilio", "CA123"));
+        assert_ne!(a, CallId::for_carrier_call("twilio", "CA124"));
+        assert_ne!(a, CallId::for_carrier_call("exotel", "CA123"));
     }
 
     #[test]

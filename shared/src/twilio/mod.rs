@@ -1,10 +1,13 @@
-//! Twilio's wire protocols, pure and I/O-free so the webhook Lambdas, the local stack and
-//! the tests share one implementation:
+//! Twilio's wire protocols, shared by the webhook and API Lambdas, the local stack and
+//! the tests:
 //!
 //! - [`signature`]: checking that a webhook really came from Twilio (`X-Twilio-Signature`),
-//!   and rebuilding the URL Twilio signed when a gateway stands in between.
+//!   and rebuilding the URL Twilio signed when a gateway stands in between. Pure.
 //! - [`twiml`]: writing the TwiML documents our webhooks answer with, escaped so that
-//!   caller- or lead-supplied text can never change the document's structure.
+//!   caller- or lead-supplied text can never change the document's structure. Pure.
+//! - [`rest`]: the REST client that places and updates calls, with a base URL that tests
+//!   and the local stack point at a server of their own.
 
+pub mod rest;
 pub mod signature;
 pub mod twiml;

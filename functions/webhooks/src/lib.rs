@@ -1,0 +1,81 @@
+//! The carrier webhooks function. Its routes are an axum [`Router`], served by
+//! `lambda_http` on AWS and mounted as-is into the local stack.
+//!
+//! Every Twilio request's `X-Twilio-Signature` is checked against the owning tenant's
+//! auth token before anything is written; a bad or missing signature is 403 and changes
+//! nothing. Carriers redeliver and reorder callbacks: every write carries an
+//! idempotency key and the call's own rules ignore what is late.
+
+mod twilio;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::post;
+use parley_shared::StoreError;
+use parley_shared::backend::Ports;
+use parley_shared::config::Config;
+use parley_shared::secrets::{SecretStore, SecretString};
+
+/// The secret store name of the key that signs media stream tokens.
+pub const STREAM_SECRET: &str = "system/stream-token-secret";
+
+/// What the webhook handlers can reach.
+#[derive(Clone)]
+pub struct WebhookState {
+    pub ports: Ports,
+    /// The public base URL Twilio calls, for rebuilding the URL it signed.
+    pub public_url: String,
+    /// The media task's WebSocket base.
+    pub media_url: String,
+    /// Signs the token a media stream must present.
+    pub stream_secret: Arc<SecretString>,
+}
+
+impl WebhookState {
+    /// Reads the stream token secret; with `create_if_missing` (the local stack) makes
+    /// one on first start.
+    pub async fn new(
+        ports: Ports,
+        config: &Config,
+        create_if_missing: bool,
+    ) -> Result<Self, StoreError> {
+        let stream_secret = stream_secret(&*ports.secrets, create_if_missing).await?;
+        Ok(WebhookState {
+            ports,
+            public_url: config.public_url.clone(),
+            media_url: config.media_url.clone(),
+            stream_secret: Arc::new(stream_secret),
+        })
+    }
+}
+
+/// The key that signs media stream tokens, shared by the webhooks and the media task
+/// through the secret store.
+pub async fn stream_secret(
+    secrets: &dyn SecretStore,
+    create_if_missing: bool,
+) -> Result<SecretString, StoreError> {
+    if let Some(secret) = secrets.get(STREAM_SECRET).await? {
+        return Ok(secret);
+    }
+    if !create_if_missing {
+        return Err(StoreError::Missing {
+            what: format!("secret {STREAM_SECRET}"),
+        });
+    }
+    let bytes: [u8; 32] = rand::random();
+    let secret = SecretString::new(bytes.iter().map(|b| format!("{b:02x}")).collect());
+    secrets.put(STREAM_SECRET, &secret).await?;
+    Ok(secret)
+}
+
+/// The webhook routes.
+pub fn router(state: WebhookState) -> Router {
+    Router::new()
+        .route("/webhooks/twilio/voice", post(twilio::voice))
+        .route("/webhooks/twilio/status", post(twilio::status))
+        .route("/webhooks/twilio/recording", post(twilio::recording))
+        .route("/webhooks/twilio/amd", post(twilio::amd))
+        .with_state(state)
+}

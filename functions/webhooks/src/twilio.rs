@@ -1,0 +1,661 @@
+//! Twilio's webhooks: the voice URL (what to do with a call), status callbacks, recording
+//! callbacks and asynchronous answering-machine detection.
+//!
+//! Calls Parley placed carry `?call_id=` in every URL Parley gave Twilio; calls Parley
+//! answers are found by the number dialled, and their call id is derived from Twilio's
+//! `CallSid`, so a redelivered webhook lands on the same call.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Duration, Utc};
+use parley_shared::aggregate::{CommandError, Context, execute, load_any};
+use parley_shared::domain::agent::{
+    AfterHours, Agent, AgentSettings, AgentStatus, ConversationMode,
+};
+use parley_shared::domain::call::{
+    AnsweredBy, Call, CallCommand, CallError, CallStatus, Carrier, Direction,
+};
+use parley_shared::domain::lead::{Lead, LeadCommand};
+use parley_shared::domain::number::{self, Number};
+use parley_shared::domain::{CallId, PhoneNumber, TenantId};
+use parley_shared::streamtoken::{self, StreamClaims};
+use parley_shared::twilio::signature;
+use parley_shared::twilio::twiml::{
+    Connect, ConversationRelay, Dial, Record, Response as Twiml, Stream, Verb,
+};
+use serde_json::json;
+
+use crate::WebhookState;
+
+/// How long a minted stream token is good for: Twilio opens the stream within seconds
+/// of reading the TwiML.
+const STREAM_TOKEN_TTL: Duration = Duration::minutes(10);
+
+type Params = Vec<(String, String)>;
+
+fn param<'a>(params: &'a Params, name: &str) -> Option<&'a str> {
+    params
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// A webhook refused: a status and a JSON error body naming the field, if any.
+pub struct Reject {
+    status: StatusCode,
+    body: serde_json::Value,
+}
+
+impl IntoResponse for Reject {
+    fn into_response(self) -> Response {
+        (self.status, axum::Json(self.body)).into_response()
+    }
+}
+
+fn error(status: StatusCode, code: &str, field: Option<&str>, message: &str) -> Reject {
+    let mut error = json!({ "code": code, "message": message });
+    if let Some(field) = field {
+        error["field"] = json!(field);
+    }
+    Reject {
+        status,
+        body: json!({ "error": error }),
+    }
+}
+
+fn missing(field: &str) -> Reject {
+    error(
+        StatusCode::BAD_REQUEST,
+        "invalid",
+        Some(field),
+        &format!("{field} is required"),
+    )
+}
+
+fn forbidden() -> Reject {
+    error(
+        StatusCode::FORBIDDEN,
+        "forbidden",
+        None,
+        "invalid or missing X-Twilio-Signature",
+    )
+}
+
+fn internal(e: impl std::fmt::Display) -> Reject {
+    tracing::error!(error = %e, "webhook failed");
+    // 500 makes Twilio retry (status callbacks) or play its error message (voice).
+    error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        None,
+        "internal error",
+    )
+}
+
+fn twiml(response: Twiml) -> Response {
+    ([(header::CONTENT_TYPE, "text/xml")], response.to_xml()).into_response()
+}
+
+/// The form parameters, or 400 if the body is not a form.
+fn form(body: &Bytes) -> Result<Params, Reject> {
+    serde_urlencoded::from_bytes::<Params>(body).map_err(|_| {
+        error(
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            Some("body"),
+            "not an application/x-www-form-urlencoded body",
+        )
+    })
+}
+
+fn query_call_id(uri: &Uri) -> Result<Option<CallId>, Reject> {
+    let pairs: Params = serde_urlencoded::from_str(uri.query().unwrap_or("")).unwrap_or_default();
+    match param(&pairs, "call_id") {
+        None => Ok(None),
+        Some(raw) => CallId::parse(raw).map(Some).map_err(|_| {
+            error(
+                StatusCode::BAD_REQUEST,
+                "invalid",
+                Some("call_id"),
+                "not a call id",
+            )
+        }),
+    }
+}
+
+/// Checks the request's signature with `tenant`'s Twilio auth token. A tenant with no
+/// token stored cannot be verified and is refused.
+async fn verified(
+    state: &WebhookState,
+    tenant: &str,
+    uri: &Uri,
+    headers: &HeaderMap,
+    params: &Params,
+) -> Result<(), Reject> {
+    let Some(presented) = headers
+        .get("x-twilio-signature")
+        .and_then(|v| v.to_str().ok())
+    else {
+        return Err(forbidden());
+    };
+    let token = state
+        .ports
+        .secrets
+        .get(&format!("tenant/{tenant}/twilio-auth-token"))
+        .await
+        .map_err(internal)?;
+    let Some(token) = token else {
+        tracing::warn!(tenant_id = %tenant, "Twilio webhook for a tenant with no auth token stored");
+        return Err(forbidden());
+    };
+    let path_and_query = uri.path_and_query().map_or("/", |p| p.as_str());
+    let url = signature::public_url(&state.public_url, path_and_query);
+    if signature::is_valid(token.expose(), &url, params, presented) {
+        Ok(())
+    } else {
+        tracing::warn!(tenant_id = %tenant, %url, "Twilio signature mismatch");
+        Err(forbidden())
+    }
+}
+
+/// The call a callback is about: `?call_id=` when Parley placed it, else the one derived
+/// from `CallSid`. 404 for a call that does not exist.
+async fn find_call(
+    state: &WebhookState,
+    uri: &Uri,
+    params: &Params,
+) -> Result<(CallId, Call, String), Reject> {
+    let id = match query_call_id(uri)? {
+        Some(id) => id,
+        None => CallId::for_carrier_call(
+            "twilio",
+            param(params, "CallSid").ok_or_else(|| missing("CallSid"))?,
+        ),
+    };
+    let loaded = load_any::<Call>(&*state.ports.events, &id.stream())
+        .await
+        .map_err(internal)?;
+    match loaded.tenant_id {
+        Some(tenant) if loaded.state.exists => Ok((id, loaded.state, tenant)),
+        _ => Err(error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            None,
+            "no such call",
+        )),
+    }
+}
+
+fn ctx(tenant: &str, call: &CallId, key: Option<String>) -> Context {
+    Context {
+        tenant_id: tenant.to_owned(),
+        correlation_id: call.to_string(),
+        idempotency_key: key,
+    }
+}
+
+async fn run_call(
+    state: &WebhookState,
+    tenant: &str,
+    call: &CallId,
+    key: Option<String>,
+    command: CallCommand,
+) -> Result<Call, Reject> {
+    match execute::<Call>(
+        &*state.ports.events,
+        &*state.ports.clock,
+        &call.stream(),
+        &ctx(tenant, call, key),
+        command,
+    )
+    .await
+    {
+        Ok(done) => Ok(done.state),
+        Err(CommandError::Rejected(CallError::AlreadyExists)) => {
+            // A redelivered voice webhook: the call is already on record.
+            Ok(load_any::<Call>(&*state.ports.events, &call.stream())
+                .await
+                .map_err(internal)?
+                .state)
+        }
+        Err(e) => Err(internal(e)),
+    }
+}
+
+/// `POST /webhooks/twilio/voice`: what to do with a call that was just answered.
+pub async fn voice(
+    State(state): State<WebhookState>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    match voice_inner(&state, &uri, &headers, &body).await {
+        Ok(response) => response,
+        Err(reject) => reject.into_response(),
+    }
+}
+
+async fn voice_inner(
+    state: &WebhookState,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<Response, Reject> {
+    let params = form(body)?;
+    let call_sid = param(&params, "CallSid")
+        .ok_or_else(|| missing("CallSid"))?
+        .to_owned();
+    if query_call_id(uri)?.is_some() {
+        return outbound(state, uri, headers, &params).await;
+    }
+    let to = param(&params, "To").ok_or_else(|| missing("To"))?;
+    let routed = match PhoneNumber::parse(to) {
+        Ok(to) => {
+            load_any::<Number>(&*state.ports.events, &number::stream(&to))
+                .await
+                .map_err(internal)?
+                .state
+        }
+        Err(_) => Number::default(),
+    };
+    let (Some(tenant), Some(agent_id), Some(to)) = (
+        routed.owner.clone(),
+        routed.agent_id.clone(),
+        routed.number.clone(),
+    ) else {
+        // Nobody to verify against and nothing to write: just a polite end.
+        tracing::info!("call to a number Parley does not route");
+        return Ok(twiml(
+            Twiml::new()
+                .verb(Verb::say(
+                    "Sorry, the number you have called is not in service. Goodbye.",
+                ))
+                .verb(Verb::Hangup),
+        ));
+    };
+    let tenant_str = tenant.to_string();
+    verified(state, &tenant_str, uri, headers, &params).await?;
+
+    let from = param(&params, "From").and_then(|f| PhoneNumber::parse(f).ok());
+    let call_id = CallId::for_carrier_call("twilio", &call_sid);
+    let agent = load_any::<Agent>(&*state.ports.events, &agent_id.stream())
+        .await
+        .map_err(internal)?
+        .state;
+    let request = CallCommand::Request {
+        direction: Direction::Inbound,
+        carrier: Carrier::Twilio,
+        // Withheld caller ids arrive as words ("anonymous"): the call is still recorded.
+        from: from.unwrap_or_else(|| to.clone()),
+        to: to.clone(),
+        agent_id: agent_id.clone(),
+        lead_id: None,
+        campaign_id: None,
+        attempt: 0,
+    };
+    run_call(
+        state,
+        &tenant_str,
+        &call_id,
+        Some(format!("twilio-voice:{call_sid}")),
+        request,
+    )
+    .await?;
+    run_call(
+        state,
+        &tenant_str,
+        &call_id,
+        None,
+        CallCommand::AssignCarrierCallId {
+            carrier_call_id: call_sid.clone(),
+        },
+    )
+    .await?;
+    tracing::info!(tenant_id = %tenant, call_id = %call_id, agent_id = %agent_id, "inbound call");
+
+    let settings = match agent
+        .settings
+        .as_ref()
+        .filter(|_| agent.exists && !agent.deleted)
+    {
+        Some(settings) => settings,
+        None => {
+            return Ok(twiml(
+                Twiml::new()
+                    .verb(Verb::say("Sorry, this line is not available. Goodbye."))
+                    .verb(Verb::Hangup),
+            ));
+        }
+    };
+    let now = state.ports.clock.now();
+    if settings.status != AgentStatus::Active || !settings.business_hours.is_open(now) {
+        return Ok(twiml(after_hours(state, settings, &call_id)));
+    }
+    Ok(twiml(connect(
+        state,
+        &tenant,
+        &call_id,
+        &agent_id.to_string(),
+        settings,
+        Direction::Inbound,
+        None,
+        now,
+    )?))
+}
+
+/// The call Parley placed has been answered.
+async fn outbound(
+    state: &WebhookState,
+    uri: &Uri,
+    headers: &HeaderMap,
+    params: &Params,
+) -> Result<Response, Reject> {
+    let (call_id, call, tenant) = find_call(state, uri, params).await?;
+    verified(state, &tenant, uri, headers, params).await?;
+    let tenant_id = TenantId::parse(&tenant).map_err(internal)?;
+    if let Some(answered_by) = param(params, "AnsweredBy").and_then(answered_by) {
+        run_call(
+            state,
+            &tenant,
+            &call_id,
+            None,
+            CallCommand::RecordAnsweredBy { answered_by },
+        )
+        .await?;
+        if answered_by.is_machine() {
+            // The campaign's voicemail message belongs to the campaign engine; until it
+            // says otherwise, a machine gets nothing.
+            return Ok(twiml(Twiml::new().verb(Verb::Hangup)));
+        }
+    }
+    let Some(agent_id) = call.agent_id.clone() else {
+        return Err(internal("outbound call without an agent"));
+    };
+    let agent = load_any::<Agent>(&*state.ports.events, &agent_id.stream())
+        .await
+        .map_err(internal)?
+        .state;
+    let Some(settings) = agent.settings.as_ref().filter(|_| !agent.deleted) else {
+        return Ok(twiml(Twiml::new().verb(Verb::Hangup)));
+    };
+    let lead = call.lead_id.as_ref().map(ToString::to_string);
+    let now = state.ports.clock.now();
+    Ok(twiml(connect(
+        state,
+        &tenant_id,
+        &call_id,
+        &agent_id.to_string(),
+        settings,
+        Direction::Outbound,
+        lead,
+        now,
+    )?))
+}
+
+/// Hands the call to the media task (or to ConversationRelay), with a token that opens
+/// that call's stream only.
+#[allow(clippy::too_many_arguments)]
+fn connect(
+    state: &WebhookState,
+    tenant: &TenantId,
+    call_id: &CallId,
+    agent_id: &str,
+    settings: &AgentSettings,
+    direction: Direction,
+    lead_id: Option<String>,
+    now: DateTime<Utc>,
+) -> Result<Twiml, Reject> {
+    let claims = StreamClaims {
+        tenant_id: tenant.to_string(),
+        call_id: call_id.to_string(),
+        expires_at: (now + STREAM_TOKEN_TTL).timestamp(),
+    };
+    let token =
+        streamtoken::mint(state.stream_secret.expose().as_bytes(), &claims).map_err(internal)?;
+    let mut parameters = vec![
+        ("tenant_id".to_owned(), tenant.to_string()),
+        ("agent_id".to_owned(), agent_id.to_owned()),
+        ("call_id".to_owned(), call_id.to_string()),
+        (
+            "direction".to_owned(),
+            match direction {
+                Direction::Inbound => "inbound".to_owned(),
+                Direction::Outbound => "outbound".to_owned(),
+            },
+        ),
+        ("token".to_owned(), token),
+    ];
+    if let Some(lead) = lead_id {
+        parameters.push(("lead_id".to_owned(), lead));
+    }
+    let connect = match settings.mode {
+        ConversationMode::MediaStream => Connect::Stream(Stream {
+            url: format!("{}/media/twilio", state.media_url),
+            parameters,
+            ..Stream::default()
+        }),
+        ConversationMode::ConversationRelay => Connect::ConversationRelay(ConversationRelay {
+            url: format!("{}/media/twilio-relay", state.media_url),
+            language: Some(settings.language.clone()),
+            parameters,
+            ..ConversationRelay::default()
+        }),
+    };
+    Ok(Twiml::new().verb(Verb::Connect(connect)))
+}
+
+/// What an inactive agent or a closed line does.
+fn after_hours(state: &WebhookState, settings: &AgentSettings, call_id: &CallId) -> Twiml {
+    match &settings.business_hours.after_hours {
+        AfterHours::Voicemail { message } => Twiml::new()
+            .verb(Verb::say(message.clone()))
+            .verb(Verb::Record(Record {
+                recording_status_callback: Some(format!(
+                    "{}/webhooks/twilio/recording?call_id={call_id}",
+                    state.public_url
+                )),
+                max_length: Some(120),
+                play_beep: Some(true),
+                timeout: Some(5),
+                ..Record::default()
+            }))
+            .verb(Verb::Hangup),
+        AfterHours::Forward { number } => Twiml::new().verb(Verb::Dial(Dial {
+            number: number.as_str().to_owned(),
+            ..Dial::default()
+        })),
+        AfterHours::MessageAndHangUp { message } => Twiml::new()
+            .verb(Verb::say(message.clone()))
+            .verb(Verb::Hangup),
+    }
+}
+
+fn call_status(raw: &str) -> Option<CallStatus> {
+    Some(match raw {
+        "queued" => CallStatus::Queued,
+        "initiated" => CallStatus::Initiated,
+        "ringing" => CallStatus::Ringing,
+        "in-progress" | "answered" => CallStatus::InProgress,
+        "completed" => CallStatus::Completed,
+        "busy" => CallStatus::Busy,
+        "no-answer" => CallStatus::NoAnswer,
+        "failed" => CallStatus::Failed,
+        "canceled" => CallStatus::Canceled,
+        _ => return None,
+    })
+}
+
+fn answered_by(raw: &str) -> Option<AnsweredBy> {
+    Some(match raw {
+        "human" => AnsweredBy::Human,
+        "machine_start" => AnsweredBy::MachineStart,
+        "machine_end_beep" => AnsweredBy::MachineEndBeep,
+        "machine_end_silence" => AnsweredBy::MachineEndSilence,
+        "machine_end_other" => AnsweredBy::MachineEndOther,
+        "fax" => AnsweredBy::Fax,
+        "unknown" => AnsweredBy::Unknown,
+        _ => return None,
+    })
+}
+
+/// `POST /webhooks/twilio/status`: a call's progress, in whatever order it arrives.
+pub async fn status(
+    State(state): State<WebhookState>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    match status_inner(&state, &uri, &headers, &body).await {
+        Ok(response) => response,
+        Err(reject) => reject.into_response(),
+    }
+}
+
+async fn status_inner(
+    state: &WebhookState,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<Response, Reject> {
+    let params = form(body)?;
+    let (call_id, _, tenant) = find_call(state, uri, &params).await?;
+    verified(state, &tenant, uri, headers, &params).await?;
+    let call_sid = param(&params, "CallSid").ok_or_else(|| missing("CallSid"))?;
+    let raw_status = param(&params, "CallStatus").ok_or_else(|| missing("CallStatus"))?;
+    let status = call_status(raw_status).ok_or_else(|| {
+        error(
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            Some("CallStatus"),
+            "not a Twilio call status",
+        )
+    })?;
+    let duration_secs = param(&params, "CallDuration").and_then(|d| d.parse().ok());
+    let carrier_time = param(&params, "Timestamp")
+        .and_then(|t| DateTime::parse_from_rfc2822(t).ok())
+        .map(|t| t.with_timezone(&Utc));
+    let sequence = param(&params, "SequenceNumber").unwrap_or("-");
+    let key = format!("twilio-status:{call_sid}:{raw_status}:{sequence}");
+    run_call(
+        state,
+        &tenant,
+        &call_id,
+        None,
+        CallCommand::AssignCarrierCallId {
+            carrier_call_id: call_sid.to_owned(),
+        },
+    )
+    .await?;
+    let call = run_call(
+        state,
+        &tenant,
+        &call_id,
+        Some(key),
+        CallCommand::RecordStatus {
+            status,
+            duration_secs,
+            carrier_time,
+        },
+    )
+    .await?;
+    tracing::info!(tenant_id = %tenant, call_id = %call_id, status = raw_status, "call status");
+
+    if let (Some(final_status), Some(lead_id)) =
+        (call.status.filter(|s| s.is_final()), call.lead_id.as_ref())
+    {
+        let end = LeadCommand::EndAttempt {
+            call_id: call_id.clone(),
+            status: final_status,
+        };
+        let lead_ctx = ctx(
+            &tenant,
+            &call_id,
+            Some(format!("lead-attempt-end:{call_id}")),
+        );
+        match execute::<Lead>(
+            &*state.ports.events,
+            &*state.ports.clock,
+            &lead_id.stream(),
+            &lead_ctx,
+            end,
+        )
+        .await
+        {
+            Ok(_) => {}
+            Err(CommandError::Rejected(e)) => {
+                tracing::warn!(call_id = %call_id, error = %e, "lead not updated")
+            }
+            Err(e) => return Err(internal(e)),
+        }
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `POST /webhooks/twilio/recording`: a recording (of a call or a voicemail) is ready.
+pub async fn recording(
+    State(state): State<WebhookState>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let result = async {
+        let params = form(&body)?;
+        let (call_id, _, tenant) = find_call(&state, &uri, &params).await?;
+        verified(&state, &tenant, &uri, &headers, &params).await?;
+        if param(&params, "RecordingStatus").is_some_and(|s| s != "completed") {
+            return Ok(StatusCode::NO_CONTENT.into_response());
+        }
+        let recording_id = param(&params, "RecordingSid")
+            .ok_or_else(|| missing("RecordingSid"))?
+            .to_owned();
+        let url = param(&params, "RecordingUrl")
+            .ok_or_else(|| missing("RecordingUrl"))?
+            .to_owned();
+        let duration_secs = param(&params, "RecordingDuration").and_then(|d| d.parse().ok());
+        let command = CallCommand::RecordRecording {
+            recording_id,
+            url,
+            duration_secs,
+        };
+        run_call(&state, &tenant, &call_id, None, command).await?;
+        Ok::<_, Reject>(StatusCode::NO_CONTENT.into_response())
+    }
+    .await;
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// `POST /webhooks/twilio/amd`: asynchronous answering-machine detection's verdict.
+pub async fn amd(
+    State(state): State<WebhookState>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let result = async {
+        let params = form(&body)?;
+        let (call_id, _, tenant) = find_call(&state, &uri, &params).await?;
+        verified(&state, &tenant, &uri, &headers, &params).await?;
+        let raw = param(&params, "AnsweredBy").ok_or_else(|| missing("AnsweredBy"))?;
+        let answered_by = answered_by(raw).ok_or_else(|| {
+            error(
+                StatusCode::BAD_REQUEST,
+                "invalid",
+                Some("AnsweredBy"),
+                "not a Twilio AnsweredBy value",
+            )
+        })?;
+        run_call(
+            &state,
+            &tenant,
+            &call_id,
+            None,
+            CallCommand::RecordAnsweredBy { answered_by },
+        )
+        .await?;
+        Ok::<_, Reject>(StatusCode::NO_CONTENT.into_response())
+    }
+    .await;
+    result.unwrap_or_else(IntoResponse::into_response)
+}
