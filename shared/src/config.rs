@@ -53,6 +53,9 @@ pub struct Config {
     /// `PARLEY_MEDIA_URL`: the `ws://` or `wss://` base the carriers stream audio to (the
     /// media task). Defaults to the public URL with its scheme turned into a WebSocket's.
     pub media_url: String,
+    /// `PARLEY_TWILIO_API_URL`: Twilio's REST API (default `https://api.twilio.com`);
+    /// tests and the local stack's simulated carrier point it elsewhere.
+    pub twilio_api_url: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -169,6 +172,13 @@ impl Config {
             }
         };
 
+        let twilio_api_url = match get("PARLEY_TWILIO_API_URL") {
+            None => "https://api.twilio.com".to_owned(),
+            Some(value) => url("PARLEY_TWILIO_API_URL", value)?
+                .trim_end_matches('/')
+                .to_owned(),
+        };
+
         Ok(Config {
             backend,
             listen,
@@ -177,6 +187,7 @@ impl Config {
             log_format,
             admin_key,
             media_url,
+            twilio_api_url,
         })
     }
 }
@@ -375,6 +386,7 @@ mod tests {
             ("PARLEY_QUEUE_MAX_RECEIVES", "many"),
             ("PARLEY_LOG_FORMAT", "xml"),
             ("PARLEY_MEDIA_URL", "https://media.example.com"),
+            ("PARLEY_TWILIO_API_URL", "api.twilio.com"),
         ];
         for (name, value) in cases {
             match config(&[(name, value)]) {

@@ -22,11 +22,13 @@ pub mod embedded;
 pub mod error;
 pub mod event;
 pub mod eventstore;
+pub mod exotel;
 pub mod queue;
 pub mod readmodel;
 pub mod secrets;
 pub mod streamtoken;
 pub mod telemetry;
 pub mod twilio;
+pub mod views;
 
 pub use error::StoreError;

@@ -125,12 +125,15 @@ pub(crate) fn validate_name(field: &str, name: &str) -> StoreResult<()> {
 }
 
 /// A query on one index: views whose index partition equals `partition` and whose sort
-/// value starts with `sort_prefix`, in sort order.
+/// value starts with `sort_prefix` (or lies in `sort_between`), in sort order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Query {
     pub index: Index,
     pub partition: String,
     pub sort_prefix: String,
+    /// Only sort values from the first to the second, both included (string order).
+    /// Not together with a `sort_prefix`.
+    pub sort_between: Option<(String, String)>,
     /// Highest sort value first.
     pub descending: bool,
     /// 1 to [`MAX_PAGE`].
@@ -145,6 +148,7 @@ impl Query {
             index,
             partition: partition.into(),
             sort_prefix: String::new(),
+            sort_between: None,
             descending: false,
             limit: 100,
             cursor: None,
@@ -154,6 +158,12 @@ impl Query {
     pub fn validate(&self) -> StoreResult<()> {
         if self.partition.is_empty() {
             return Err(StoreError::invalid("partition", "must not be empty"));
+        }
+        if !self.sort_prefix.is_empty() && self.sort_between.is_some() {
+            return Err(StoreError::invalid(
+                "sort_between",
+                "cannot be combined with sort_prefix",
+            ));
         }
         if self.limit == 0 || self.limit > MAX_PAGE {
             return Err(StoreError::invalid(

@@ -112,6 +112,25 @@ async fn queries_an_index_in_order_page_by_page(store: Arc<dyn ViewStore>) {
     assert_eq!(odd, (0..23).filter(|i| i % 2 == 1).collect());
     assert_eq!(page.next, None);
 
+    // A range of sort values, both ends included, paged.
+    let mut range = Query::new(Index::First, format!("calls#{tenant}"));
+    range.sort_between = Some(("2026-01-05".into(), "2026-01-09#99".into()));
+    range.limit = 2;
+    let mut in_range = Vec::new();
+    loop {
+        let page = store.query(&range).await.unwrap();
+        in_range.extend(page.views.iter().map(|v| v.body["i"].as_i64().unwrap()));
+        match page.next {
+            Some(cursor) => range.cursor = Some(cursor),
+            None => break,
+        }
+    }
+    assert_eq!(in_range, vec![4, 5, 6, 7, 8]);
+    range.sort_prefix = "2026".into();
+    assert!(
+        matches!(store.query(&range).await, Err(StoreError::Invalid { field, .. }) if field == "sort_between")
+    );
+
     let mut bad = Query::new(Index::First, format!("calls#{tenant}"));
     bad.cursor = Some("not a cursor".into());
     assert!(

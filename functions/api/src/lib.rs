@@ -8,6 +8,7 @@
 mod agents;
 pub mod auth;
 mod body;
+mod calls;
 pub mod error;
 mod numbers;
 mod rules;
@@ -18,9 +19,11 @@ use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use parley_shared::aggregate::{Aggregate, Context, Executed, execute};
 use parley_shared::backend::Ports;
+use parley_shared::config::Config;
 use parley_shared::domain::TenantId;
 use parley_shared::event::StreamId;
 use parley_shared::readmodel::{self, Query};
+use parley_shared::twilio::rest::{TwilioClient, TwilioError};
 use serde::{Deserialize, Serialize};
 
 pub use auth::AdminKey;
@@ -31,7 +34,26 @@ use error::{ApiError, RuleError};
 pub struct AppState {
     pub ports: Ports,
     pub admin_key: AdminKey,
+    /// How carriers reach our webhooks (the URLs given to them when placing calls).
+    pub public_url: String,
+    pub twilio: TwilioClient,
 }
+
+impl AppState {
+    /// The API's state for `config`.
+    pub fn new(ports: Ports, config: &Config) -> Result<AppState, TwilioError> {
+        Ok(AppState {
+            ports,
+            admin_key: AdminKey::new(config.admin_key.as_ref().map(|k| k.expose())),
+            public_url: config.public_url.clone(),
+            twilio: TwilioClient::new(config.twilio_api_url.clone(), CARRIER_TIMEOUT)?,
+        })
+    }
+}
+
+/// How long a carrier API call may take: the API answers its own caller well within
+/// API Gateway's 30 s.
+const CARRIER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The API's routes.
 pub fn router(state: AppState) -> Router {
@@ -49,6 +71,8 @@ pub fn router(state: AppState) -> Router {
                 .patch(agents::update)
                 .delete(agents::delete),
         )
+        .route("/v1/calls", post(calls::create).get(calls::list))
+        .route("/v1/calls/{id}", get(calls::get))
         .route(
             "/v1/phone-numbers",
             post(numbers::create).get(numbers::list),
@@ -123,7 +147,7 @@ impl PageParams {
 /// A page of a list: the items and, when there may be more, the cursor to ask for them.
 #[derive(Debug, Serialize)]
 pub struct Page {
-    items: Vec<serde_json::Value>,
+    pub(crate) items: Vec<serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     next_cursor: Option<String>,
 }

@@ -10,6 +10,7 @@ use parley_shared::domain::access::{self, ApiKey, ApiKeyCommand};
 use parley_shared::domain::call::Carrier;
 use parley_shared::domain::tenant::{Tenant, TenantCommand};
 use parley_shared::domain::{TenantId, TimeZone};
+use parley_shared::exotel;
 use parley_shared::readmodel::{Index, IndexEntry, Query as ViewQuery, View, project};
 use parley_shared::secrets::SecretString;
 use serde::Deserialize;
@@ -276,12 +277,16 @@ pub async fn set_twilio(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Stores the tenant's Exotel credentials and answers with the webhook URLs to configure
+/// in Exotel (the status callback and the Voicebot applet's stream endpoint). Exotel
+/// signs nothing, so the URLs carry the tenant's webhook secret: this answer is the one
+/// place it is ever shown.
 pub async fn set_exotel(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<ExotelCredentials>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<Json<Value>, ApiError> {
     let (id, _, _) = visible(&state, &caller, &id).await?;
     let account_sid = sid("account_sid", &body.account_sid, "")?;
     let subdomain = body.subdomain.trim().to_owned();
@@ -315,6 +320,7 @@ pub async fn set_exotel(
     secrets
         .put(&secret_name(&id, "exotel-api-token"), &body.api_token)
         .await?;
+    let webhook_secret = exotel_webhook_secret(&state, &id).await?;
     let done = run::<Tenant>(
         &state,
         &id.stream(),
@@ -325,7 +331,24 @@ pub async fn set_exotel(
     )
     .await?;
     save_view(&state, &id, &done.state, done.version).await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(Json(json!({
+        "status_callback_url": exotel::status_callback_url(&state.public_url, &id, &webhook_secret),
+        "stream_url_endpoint": exotel::stream_endpoint_url(&state.public_url, &id, &webhook_secret),
+    })))
+}
+
+/// The tenant's Exotel webhook secret, made on first use. An existing one is kept, so
+/// the URLs already configured in Exotel go on working when credentials are rotated.
+async fn exotel_webhook_secret(state: &AppState, id: &TenantId) -> Result<SecretString, ApiError> {
+    let name = exotel::webhook_secret_name(id);
+    if let Some(secret) = state.ports.secrets.get(&name).await? {
+        return Ok(secret);
+    }
+    let secret = exotel::new_webhook_secret();
+    state.ports.secrets.put(&name, &secret).await?;
+    // Reading back narrows, though cannot close, the window in which two first requests
+    // at once each make one and one is shown a secret the other replaced.
+    Ok(state.ports.secrets.get(&name).await?.unwrap_or(secret))
 }
 
 /// Loads a tenant for a tenant-scoped write: it must exist and not be suspended.

@@ -20,10 +20,8 @@ fn app() -> (axum::Router, tempfile::TempDir) {
         5,
     )
     .unwrap();
-    let app = router(AppState {
-        ports: Ports::embedded(embedded),
-        admin_key: parley_api::AdminKey::new(None),
-    });
+    let config = parley_shared::config::Config::from_lookup(|_| None).unwrap();
+    let app = router(AppState::new(Ports::embedded(embedded), &config).unwrap());
     (app, dir)
 }
 

@@ -2,113 +2,13 @@
 //! would: keys, tenants kept apart, validation that names fields, write-only carrier
 //! credentials.
 
-use std::sync::Arc;
+mod common;
 
-use axum::Router;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
-use parley_api::{AdminKey, AppState, router};
-use parley_shared::backend::Ports;
-use parley_shared::clock::SystemClock;
-use parley_shared::embedded::Embedded;
-use serde_json::{Value, json};
+use common::{ADMIN, Api, field};
+use serde_json::json;
 use tower::ServiceExt;
-
-const ADMIN: &str = "admin-key-for-tests-0123456789";
-
-struct Api {
-    app: Router,
-    ports: Ports,
-    _dir: tempfile::TempDir,
-}
-
-impl Api {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let embedded = Embedded::open(
-            dir.path(),
-            Arc::new(SystemClock),
-            "http://127.0.0.1:1".into(),
-            5,
-        )
-        .unwrap();
-        let ports = Ports::embedded(embedded);
-        let app = router(AppState {
-            ports: ports.clone(),
-            admin_key: AdminKey::new(Some(ADMIN)),
-        });
-        Api {
-            app,
-            ports,
-            _dir: dir,
-        }
-    }
-
-    async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        key: Option<&str>,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        let mut request = Request::builder().method(method).uri(path);
-        if let Some(key) = key {
-            request = request.header("authorization", format!("Bearer {key}"));
-        }
-        let request = match body {
-            Some(body) => request
-                .header("content-type", "application/json")
-                .body(Body::from(body.to_string())),
-            None => request.body(Body::empty()),
-        }
-        .unwrap();
-        let response = self.app.clone().oneshot(request).await.unwrap();
-        let status = response.status();
-        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
-            .await
-            .unwrap();
-        let json = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes).unwrap()
-        };
-        (status, json)
-    }
-
-    /// A new tenant and its API key.
-    async fn tenant(&self, name: &str) -> (String, String) {
-        let (status, body) = self
-            .call(
-                Method::POST,
-                "/v1/tenants",
-                Some(ADMIN),
-                Some(json!({"name": name, "time_zone": "Europe/London"})),
-            )
-            .await;
-        assert_eq!(status, StatusCode::CREATED, "{body}");
-        (
-            body["id"].as_str().unwrap().to_owned(),
-            body["api_key"].as_str().unwrap().to_owned(),
-        )
-    }
-
-    async fn agent(&self, key: &str, name: &str) -> String {
-        let (status, body) = self
-            .call(
-                Method::POST,
-                "/v1/agents",
-                Some(key),
-                Some(json!({"name": name})),
-            )
-            .await;
-        assert_eq!(status, StatusCode::CREATED, "{body}");
-        body["id"].as_str().unwrap().to_owned()
-    }
-}
-
-fn field(body: &Value) -> &str {
-    body["error"]["field"].as_str().unwrap_or("<none>")
-}
 
 #[tokio::test]
 async fn no_key_or_an_unknown_key_is_401() {
@@ -544,4 +444,125 @@ async fn keys_can_be_issued_and_a_tenant_suspended() {
         StatusCode::FORBIDDEN,
         "a suspended tenant cannot create agents"
     );
+}
+
+#[tokio::test]
+async fn exotel_credentials_are_write_only_and_answer_with_webhook_urls() {
+    let api = Api::new();
+    let (id, key) = api.tenant("Acme").await;
+    let (other, other_key) = api.tenant("Bolt").await;
+    let (api_key, api_token) = ("exotel-key-1a2b3c4d5e6f", "exotel-token-6f7a8b9c0d1e");
+    let body = json!({
+        "account_sid": "acmerealty1m",
+        "api_key": api_key,
+        "api_token": api_token,
+        "subdomain": "api.in.exotel.com",
+    });
+    let path = format!("/v1/tenants/{id}/carriers/exotel");
+    let (status, reply) = api
+        .call(Method::PUT, &path, Some(&key), Some(body.clone()))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
+    let secret = api
+        .ports
+        .secrets
+        .get(&format!("tenant/{id}/exotel-webhook-secret"))
+        .await
+        .unwrap()
+        .unwrap();
+    let secret = secret.expose().to_owned();
+    assert_eq!(secret.len(), 64);
+    assert!(secret.bytes().all(|b| b.is_ascii_hexdigit()), "{secret}");
+    assert_eq!(reply.as_object().unwrap().len(), 2, "{reply}");
+    let status_url = reply["status_callback_url"].as_str().unwrap();
+    let stream_url = reply["stream_url_endpoint"].as_str().unwrap();
+    let suffix = format!("/webhooks/exotel/{id}/{secret}/status");
+    assert!(status_url.ends_with(&suffix), "{status_url}");
+    let public = &status_url[..status_url.len() - suffix.len()];
+    assert!(public.starts_with("http"), "{status_url}");
+    assert_eq!(
+        stream_url,
+        format!("{public}/webhooks/exotel/{id}/{secret}/stream")
+    );
+
+    // Credentials rotate; the webhook secret, and so the URLs configured in Exotel, stay.
+    let mut rotated = body.clone();
+    rotated["api_token"] = json!("exotel-token-rotated-0000");
+    let (status, again) = api
+        .call(Method::PUT, &path, Some(&key), Some(rotated))
+        .await;
+    assert_eq!((status, &again), (StatusCode::OK, &reply));
+
+    // The secret and the credentials are never read back, listed or put in an event.
+    let (_, tenant) = api
+        .call(Method::GET, &format!("/v1/tenants/{id}"), Some(&key), None)
+        .await;
+    assert_eq!(tenant["carriers"]["exotel"], true);
+    let (_, listed) = api
+        .call(Method::GET, "/v1/tenants", Some(ADMIN), None)
+        .await;
+    for shown in [tenant.to_string(), listed.to_string()] {
+        for hidden in [secret.as_str(), api_key, api_token, "exotel-token-rotated"] {
+            assert!(!shown.contains(hidden), "{hidden} in {shown}");
+        }
+    }
+    let events = api.ports.events.read_all(None, 1000).await.unwrap();
+    assert!(!events.is_empty());
+    for event in &events {
+        let data = event.data.to_string();
+        for hidden in [secret.as_str(), api_key, api_token, "exotel-token-rotated"] {
+            assert!(!data.contains(hidden), "{hidden} in {}", event.event_type);
+        }
+    }
+    let stored = |item: &str| {
+        let name = format!("tenant/{id}/{item}");
+        let secrets = api.ports.secrets.clone();
+        async move {
+            secrets
+                .get(&name)
+                .await
+                .unwrap()
+                .unwrap()
+                .expose()
+                .to_owned()
+        }
+    };
+    assert_eq!(stored("exotel-api-key").await, api_key);
+    assert_eq!(
+        stored("exotel-api-token").await,
+        "exotel-token-rotated-0000"
+    );
+    assert_eq!(stored("exotel-subdomain").await, "api.in.exotel.com");
+
+    // Bad input names its field and shows no URL; another tenant's key finds nothing.
+    let mut bad = body.clone();
+    bad["subdomain"] = json!("https://api.exotel.com/v1");
+    let (status, reply) = api.call(Method::PUT, &path, Some(&key), Some(bad)).await;
+    assert_eq!(
+        (status, field(&reply)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "subdomain")
+    );
+    assert!(!reply.to_string().contains(&secret));
+    let (status, reply) = api
+        .call(Method::PUT, &path, Some(&other_key), Some(body.clone()))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{reply}");
+    assert!(!reply.to_string().contains(&secret));
+
+    // Each tenant has its own secret.
+    let (status, theirs) = api
+        .call(
+            Method::PUT,
+            &format!("/v1/tenants/{other}/carriers/exotel"),
+            Some(&other_key),
+            Some(body),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{theirs}");
+    let theirs = theirs["status_callback_url"].as_str().unwrap();
+    assert!(
+        theirs.contains(&format!("/webhooks/exotel/{other}/")),
+        "{theirs}"
+    );
+    assert!(!theirs.contains(&secret), "{theirs}");
 }

@@ -20,7 +20,7 @@ use tokio::net::TcpListener;
 #[derive(Clone)]
 pub struct Stack {
     pub ports: Ports,
-    pub admin_key: parley_api::AdminKey,
+    pub api: parley_api::AppState,
     pub webhooks: WebhookState,
 }
 
@@ -28,10 +28,14 @@ impl Stack {
     /// Opens `ports` for `config`; makes the stream token secret on first start.
     pub async fn new(ports: Ports, config: &Config) -> Result<Stack, StoreError> {
         let webhooks = WebhookState::new(ports.clone(), config, true).await?;
-        let admin_key = parley_api::AdminKey::new(config.admin_key.as_ref().map(|k| k.expose()));
+        let api =
+            parley_api::AppState::new(ports.clone(), config).map_err(|e| StoreError::Invalid {
+                field: "PARLEY_TWILIO_API_URL".into(),
+                reason: e.to_string(),
+            })?;
         Ok(Stack {
             ports,
-            admin_key,
+            api,
             webhooks,
         })
     }
@@ -43,12 +47,9 @@ pub fn app(stack: Stack) -> Router {
     let blobs = Router::new()
         .route("/blobs/{*key}", get(download))
         .with_state(stack.ports.clone());
-    parley_api::router(parley_api::AppState {
-        ports: stack.ports,
-        admin_key: stack.admin_key,
-    })
-    .merge(parley_webhooks::router(stack.webhooks))
-    .merge(blobs)
+    parley_api::router(stack.api)
+        .merge(parley_webhooks::router(stack.webhooks))
+        .merge(blobs)
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves, then lets requests in flight

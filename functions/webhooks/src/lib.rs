@@ -3,15 +3,19 @@
 //!
 //! Every Twilio request's `X-Twilio-Signature` is checked against the owning tenant's
 //! auth token before anything is written; a bad or missing signature is 403 and changes
-//! nothing. Carriers redeliver and reorder callbacks: every write carries an
-//! idempotency key and the call's own rules ignore what is late.
+//! nothing. Exotel signs nothing, so its URLs carry a per-tenant secret in the path,
+//! checked in constant time before the body is read. Carriers redeliver and reorder
+//! callbacks: every write carries an idempotency key and the call's own rules ignore
+//! what is late.
 
+mod common;
+mod exotel;
 mod twilio;
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::post;
+use axum::routing::{get, post};
 use parley_shared::StoreError;
 use parley_shared::backend::Ports;
 use parley_shared::config::Config;
@@ -77,5 +81,13 @@ pub fn router(state: WebhookState) -> Router {
         .route("/webhooks/twilio/status", post(twilio::status))
         .route("/webhooks/twilio/recording", post(twilio::recording))
         .route("/webhooks/twilio/amd", post(twilio::amd))
+        .route(
+            "/webhooks/exotel/{tenant_id}/{secret}/status",
+            post(exotel::status),
+        )
+        .route(
+            "/webhooks/exotel/{tenant_id}/{secret}/stream",
+            get(exotel::stream).post(exotel::stream),
+        )
         .with_state(state)
 }

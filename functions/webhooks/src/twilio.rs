@@ -10,14 +10,11 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Duration, Utc};
-use parley_shared::aggregate::{CommandError, Context, execute, load_any};
+use parley_shared::aggregate::load_any;
 use parley_shared::domain::agent::{
     AfterHours, Agent, AgentSettings, AgentStatus, ConversationMode,
 };
-use parley_shared::domain::call::{
-    AnsweredBy, Call, CallCommand, CallError, CallStatus, Carrier, Direction,
-};
-use parley_shared::domain::lead::{Lead, LeadCommand};
+use parley_shared::domain::call::{AnsweredBy, Call, CallCommand, CallStatus, Carrier, Direction};
 use parley_shared::domain::number::{self, Number};
 use parley_shared::domain::{CallId, PhoneNumber, TenantId};
 use parley_shared::streamtoken::{self, StreamClaims};
@@ -25,9 +22,9 @@ use parley_shared::twilio::signature;
 use parley_shared::twilio::twiml::{
     Connect, ConversationRelay, Dial, Record, Response as Twiml, Stream, Verb,
 };
-use serde_json::json;
 
 use crate::WebhookState;
+use crate::common::{Reject, close_lead_attempt, error, internal, missing, run_call};
 
 /// How long a minted stream token is good for: Twilio opens the stream within seconds
 /// of reading the TwiML.
@@ -42,55 +39,12 @@ fn param<'a>(params: &'a Params, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
-/// A webhook refused: a status and a JSON error body naming the field, if any.
-pub struct Reject {
-    status: StatusCode,
-    body: serde_json::Value,
-}
-
-impl IntoResponse for Reject {
-    fn into_response(self) -> Response {
-        (self.status, axum::Json(self.body)).into_response()
-    }
-}
-
-fn error(status: StatusCode, code: &str, field: Option<&str>, message: &str) -> Reject {
-    let mut error = json!({ "code": code, "message": message });
-    if let Some(field) = field {
-        error["field"] = json!(field);
-    }
-    Reject {
-        status,
-        body: json!({ "error": error }),
-    }
-}
-
-fn missing(field: &str) -> Reject {
-    error(
-        StatusCode::BAD_REQUEST,
-        "invalid",
-        Some(field),
-        &format!("{field} is required"),
-    )
-}
-
 fn forbidden() -> Reject {
     error(
         StatusCode::FORBIDDEN,
         "forbidden",
         None,
         "invalid or missing X-Twilio-Signature",
-    )
-}
-
-fn internal(e: impl std::fmt::Display) -> Reject {
-    tracing::error!(error = %e, "webhook failed");
-    // 500 makes Twilio retry (status callbacks) or play its error message (voice).
-    error(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "internal",
-        None,
-        "internal error",
     )
 }
 
@@ -185,42 +139,6 @@ async fn find_call(
             None,
             "no such call",
         )),
-    }
-}
-
-fn ctx(tenant: &str, call: &CallId, key: Option<String>) -> Context {
-    Context {
-        tenant_id: tenant.to_owned(),
-        correlation_id: call.to_string(),
-        idempotency_key: key,
-    }
-}
-
-async fn run_call(
-    state: &WebhookState,
-    tenant: &str,
-    call: &CallId,
-    key: Option<String>,
-    command: CallCommand,
-) -> Result<Call, Reject> {
-    match execute::<Call>(
-        &*state.ports.events,
-        &*state.ports.clock,
-        &call.stream(),
-        &ctx(tenant, call, key),
-        command,
-    )
-    .await
-    {
-        Ok(done) => Ok(done.state),
-        Err(CommandError::Rejected(CallError::AlreadyExists)) => {
-            // A redelivered voice webhook: the call is already on record.
-            Ok(load_any::<Call>(&*state.ports.events, &call.stream())
-                .await
-                .map_err(internal)?
-                .state)
-        }
-        Err(e) => Err(internal(e)),
     }
 }
 
@@ -562,34 +480,7 @@ async fn status_inner(
     .await?;
     tracing::info!(tenant_id = %tenant, call_id = %call_id, status = raw_status, "call status");
 
-    if let (Some(final_status), Some(lead_id)) =
-        (call.status.filter(|s| s.is_final()), call.lead_id.as_ref())
-    {
-        let end = LeadCommand::EndAttempt {
-            call_id: call_id.clone(),
-            status: final_status,
-        };
-        let lead_ctx = ctx(
-            &tenant,
-            &call_id,
-            Some(format!("lead-attempt-end:{call_id}")),
-        );
-        match execute::<Lead>(
-            &*state.ports.events,
-            &*state.ports.clock,
-            &lead_id.stream(),
-            &lead_ctx,
-            end,
-        )
-        .await
-        {
-            Ok(_) => {}
-            Err(CommandError::Rejected(e)) => {
-                tracing::warn!(call_id = %call_id, error = %e, "lead not updated")
-            }
-            Err(e) => return Err(internal(e)),
-        }
-    }
+    close_lead_attempt(state, &tenant, &call_id, &call).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

@@ -436,6 +436,16 @@ async fn status_callbacks_never_move_a_call_backwards() {
         vec!["initiated", "ringing", "completed"],
         "each once, never backwards"
     );
+    // The call list follows: the call's view shows its final status.
+    let view = world
+        .ports
+        .views
+        .get("calls", &call_id.to_string())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(view.body["status"], "completed");
+    assert_eq!(view.body["duration_secs"], 42);
     let lead_state = load_any::<Lead>(events, &lead.stream())
         .await
         .unwrap()

@@ -268,7 +268,13 @@ impl ViewStore for DynamoViewStore {
             .scan_index_forward(!query.descending)
             .limit(i32::try_from(query.limit).unwrap_or(i32::MAX))
             .set_exclusive_start_key(start);
-        request = if query.sort_prefix.is_empty() {
+        request = if let Some((low, high)) = &query.sort_between {
+            request
+                .key_condition_expression("#p = :p AND #s BETWEEN :lo AND :hi")
+                .expression_attribute_names("#s", sv)
+                .expression_attribute_values(":lo", s(low))
+                .expression_attribute_values(":hi", s(high))
+        } else if query.sort_prefix.is_empty() {
             request.key_condition_expression("#p = :p")
         } else {
             request

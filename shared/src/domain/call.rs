@@ -95,6 +95,13 @@ pub enum CallEvent {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         carrier_time: Option<DateTime<Utc>>,
     },
+    /// The carrier refused to place the call (an invalid or unreachable number, say).
+    /// The message is the carrier's, for the people reading the call's history.
+    CarrierRejected {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        code: Option<u32>,
+        message: String,
+    },
     /// Answering-machine detection's verdict.
     AnsweringMachineDetected { answered_by: AnsweredBy },
     /// A recording of the call (or a voicemail) is stored at the carrier.
@@ -165,6 +172,11 @@ pub enum CallCommand {
         duration_secs: Option<u32>,
         carrier_time: Option<DateTime<Utc>>,
     },
+    /// The carrier refused the call: it failed before it began.
+    RecordCarrierRejection {
+        code: Option<u32>,
+        message: String,
+    },
     /// The first verdict counts; repeats change nothing.
     RecordAnsweredBy {
         answered_by: AnsweredBy,
@@ -207,6 +219,8 @@ pub struct Call {
     pub status: Option<CallStatus>,
     pub duration_secs: Option<u32>,
     pub answered_by: Option<AnsweredBy>,
+    /// Why the carrier refused the call, if it did.
+    pub rejection: Option<String>,
     /// Recording ids and where the carrier keeps them.
     pub recordings: Vec<(String, String)>,
 }
@@ -281,6 +295,26 @@ impl Aggregate for Call {
                     carrier_time,
                 }])
             }
+            CallCommand::RecordCarrierRejection { .. } if !self.exists => Err(CallError::NotFound),
+            CallCommand::RecordCarrierRejection { .. }
+                if self
+                    .status
+                    .is_some_and(|s| s.stage() > CallStatus::Requested.stage()) =>
+            {
+                // The carrier already reported on this call: its own statuses rule.
+                Ok(vec![])
+            }
+            CallCommand::RecordCarrierRejection { code, message } => Ok(vec![
+                CallEvent::CarrierRejected {
+                    code,
+                    message: message.chars().take(500).collect(),
+                },
+                CallEvent::CallStatusChanged {
+                    status: CallStatus::Failed,
+                    duration_secs: None,
+                    carrier_time: None,
+                },
+            ]),
             CallCommand::RecordAnsweredBy { .. } if !self.exists => Err(CallError::NotFound),
             CallCommand::RecordAnsweredBy { .. } if self.answered_by.is_some() => Ok(vec![]),
             CallCommand::RecordAnsweredBy { answered_by } => {
@@ -340,6 +374,7 @@ impl Aggregate for Call {
                     self.duration_secs = *duration_secs;
                 }
             }
+            CallEvent::CarrierRejected { message, .. } => self.rejection = Some(message.clone()),
             CallEvent::AnsweringMachineDetected { answered_by } => {
                 self.answered_by = Some(*answered_by)
             }
@@ -527,6 +562,27 @@ mod tests {
             duration_secs: None,
         };
         assert_eq!(when(&call, other).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_carrier_rejection_fails_the_call_unless_the_carrier_spoke_first() {
+        let rejected = when(
+            &given::<Call>(&[requested()]),
+            CallCommand::RecordCarrierRejection {
+                code: Some(21211),
+                message: "The 'To' number is not a valid phone number.".into(),
+            },
+        )
+        .unwrap();
+        let call = given::<Call>(&[vec![requested()], rejected].concat());
+        assert_eq!(call.status, Some(CallStatus::Failed));
+        assert!(call.rejection.unwrap().contains("not a valid"));
+        let ringing = given::<Call>(&[requested(), changed(CallStatus::Ringing)]);
+        let late = CallCommand::RecordCarrierRejection {
+            code: None,
+            message: "timeout".into(),
+        };
+        assert_eq!(when(&ringing, late).unwrap(), vec![]);
     }
 
     #[test]

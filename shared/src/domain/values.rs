@@ -36,6 +36,33 @@ impl PhoneNumber {
         Ok(PhoneNumber(value.to_owned()))
     }
 
+    /// Normalises what a person typed (`+1 (415) 555-0123`, or `020 7183 8750` with
+    /// `default_region` `GB`) to E.164, refusing numbers that cannot exist.
+    pub fn normalise(input: &str, default_region: Option<&str>) -> Result<Self, ValueError> {
+        let bad = |reason: &str| ValueError {
+            field: "phone",
+            reason: reason.into(),
+        };
+        let trimmed = input.trim();
+        if trimmed.is_empty() || trimmed.len() > 40 {
+            return Err(bad("must be a phone number"));
+        }
+        let region = match default_region {
+            Some(code) => Some(
+                code.to_ascii_uppercase()
+                    .parse::<phonenumber::country::Id>()
+                    .map_err(|_| bad("the default region is not a country code such as US"))?,
+            ),
+            None => None,
+        };
+        let parsed = phonenumber::parse(region, trimmed)
+            .map_err(|_| bad("is not a phone number (give it with + and the country code)"))?;
+        if !phonenumber::is_valid(&parsed) {
+            return Err(bad("is not a valid number for its country"));
+        }
+        Self::parse(&parsed.format().mode(phonenumber::Mode::E164).to_string())
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -137,6 +164,22 @@ mod tests {
             let err = PhoneNumber::parse(bad).unwrap_err();
             assert_eq!(err.field, "phone", "{bad}");
         }
+    }
+
+    #[test]
+    fn typed_numbers_are_normalised_to_e164() {
+        let us = PhoneNumber::normalise(" +1 (415) 555-0132 ", None).unwrap();
+        assert_eq!(us.as_str(), "+14155550132");
+        let gb = PhoneNumber::normalise("020 7183 8750", Some("gb")).unwrap();
+        assert_eq!(gb.as_str(), "+442071838750");
+        for bad in ["020 7183 8750", "+1 555", "hello", "", "+999 1234 5678"] {
+            assert_eq!(
+                PhoneNumber::normalise(bad, None).unwrap_err().field,
+                "phone",
+                "{bad}"
+            );
+        }
+        assert!(PhoneNumber::normalise("4155550132", Some("Narnia")).is_err());
     }
 
     #[test]

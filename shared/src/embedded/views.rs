@@ -155,6 +155,10 @@ impl ViewStore for SqliteViewStore {
                 args.push(Value::Text(end));
             }
         }
+        if let Some((low, high)) = &query.sort_between {
+            sql += &format!(" AND {s} >= ? AND {s} <= ?");
+            args.extend([low.clone(), high.clone()].map(Value::Text));
+        }
         if let Some(after) = after {
             sql += &format!(" AND ({s}, collection, key) {past} (?, ?, ?)");
             args.extend([after.sort, after.collection, after.key].map(Value::Text));
