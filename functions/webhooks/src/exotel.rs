@@ -17,7 +17,7 @@
 //! are read alike.
 
 use axum::Json;
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
@@ -123,7 +123,8 @@ async fn read_params(uri: &Uri, headers: &HeaderMap, body: Body) -> Result<Param
     let mut params = if bytes.iter().all(u8::is_ascii_whitespace) {
         Params::new()
     } else if media_type == "multipart/form-data" {
-        multipart(&content_type, &bytes)
+        multipart(&content_type, bytes.clone())
+            .await
             .ok_or_else(|| invalid("body", "not a well-formed multipart/form-data body"))?
     } else if media_type == "application/json"
         || media_type.ends_with("+json")
@@ -165,76 +166,25 @@ fn json_object(bytes: &[u8]) -> Option<Params> {
     )
 }
 
-/// The fields of a `multipart/form-data` body (RFC 7578), as text. `None` for anything
-/// malformed: no boundary, a part without a name, text that is not UTF-8, too many parts.
-fn multipart(content_type: &str, body: &[u8]) -> Option<Params> {
-    let boundary = content_type.split(';').skip(1).find_map(|p| {
-        let (name, value) = p.trim().split_once('=')?;
-        name.trim()
-            .eq_ignore_ascii_case("boundary")
-            .then(|| value.trim().trim_matches('"').to_owned())
-    })?;
-    if boundary.is_empty() || boundary.len() > 70 {
-        return None;
-    }
-    let delimiter = format!("--{boundary}");
-    let delimiter = delimiter.as_bytes();
-    let mut rest = &body[find(body, delimiter)? + delimiter.len()..];
+/// The fields of a `multipart/form-data` body (RFC 7578), as text, read by `multer`.
+/// `None` for anything malformed: no boundary, a part without a name, text that is not
+/// UTF-8, too many parts.
+async fn multipart(content_type: &str, body: Bytes) -> Option<Params> {
+    let boundary = multer::parse_boundary(content_type).ok()?;
+    let stream =
+        futures_util::stream::once(async move { Ok::<Bytes, std::convert::Infallible>(body) });
+    let mut form = multer::Multipart::new(stream, boundary);
     let mut params = Params::new();
-    loop {
-        if rest.starts_with(b"--") {
-            // The close delimiter: what follows is epilogue.
-            return Some(params);
-        }
-        rest = rest
-            .strip_prefix(b"\r\n")
-            .or_else(|| rest.strip_prefix(b"\n"))?;
-        // A delimiter counts only at the start of a line.
-        let mut next = 0;
-        let end = loop {
-            let at = next + find(&rest[next..], delimiter)?;
-            if at > 0 && rest[at - 1] == b'\n' {
-                break at;
-            }
-            next = at + 1;
-        };
-        let part = &rest[..end - 1];
-        let part = part.strip_suffix(b"\r").unwrap_or(part);
-        rest = &rest[end + delimiter.len()..];
-        let (head, value) = match find(part, b"\r\n\r\n") {
-            Some(at) => (&part[..at], &part[at + 4..]),
-            None => {
-                let at = find(part, b"\n\n")?;
-                (&part[..at], &part[at + 2..])
-            }
-        };
-        let name = disposition_name(std::str::from_utf8(head).ok()?)?;
-        params.push((name, String::from_utf8(value.to_vec()).ok()?));
+    while let Some(field) = form.next_field().await.ok()? {
+        let name = field.name()?.to_owned();
+        // Strict UTF-8: `text()` would quietly replace what does not decode.
+        let value = String::from_utf8(field.bytes().await.ok()?.to_vec()).ok()?;
+        params.push((name, value));
         if params.len() > MAX_PARTS {
             return None;
         }
     }
-}
-
-/// The `name` of a part's `Content-Disposition: form-data; name="…"` header.
-fn disposition_name(head: &str) -> Option<String> {
-    let line = head.lines().find_map(|line| {
-        let (name, value) = line.split_once(':')?;
-        name.trim()
-            .eq_ignore_ascii_case("content-disposition")
-            .then_some(value)
-    })?;
-    line.split(';').skip(1).find_map(|p| {
-        let (key, value) = p.trim().split_once('=')?;
-        (key.trim() == "name").then(|| value.trim().trim_matches('"').to_owned())
-    })
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    if needle.is_empty() || needle.len() > haystack.len() {
-        return None;
-    }
-    haystack.windows(needle.len()).position(|w| w == needle)
+    Some(params)
 }
 
 /// Exotel's `CallSid`: required, and plain enough to go into ids and keys.
@@ -595,10 +545,12 @@ mod tests {
             .collect()
     }
 
-    #[test]
-    fn multipart_bodies_are_read() {
+    #[tokio::test]
+    async fn multipart_bodies_are_read() {
         let body = "preamble\r\n--XyZ\r\nContent-Disposition: form-data; name=\"CallSid\"\r\n\r\nabc123\r\n--XyZ\r\ncontent-disposition: form-data; name=\"RecordingUrl\"\r\nContent-Type: text/plain\r\n\r\nhttps://r.example/a--XyZb.mp3\r\n--XyZ\r\nContent-Disposition: form-data; name=\"Empty\"\r\n\r\n\r\n--XyZ\r\nContent-Disposition: form-data; name=\"Multi\"\r\n\r\nline one\r\nline two\r\n--XyZ--\r\nepilogue";
-        let params = multipart("multipart/form-data; boundary=XyZ", body.as_bytes()).unwrap();
+        let params = multipart("multipart/form-data; boundary=XyZ", Bytes::from(body))
+            .await
+            .unwrap();
         assert_eq!(
             names(&params),
             [
@@ -608,18 +560,20 @@ mod tests {
                 ("Multi", "line one\r\nline two"),
             ]
         );
-        // Bare line feeds and a quoted boundary, as some clients write them.
-        let lf = "--b\nContent-Disposition: form-data; name=\"Status\"\n\ncompleted\n--b--\n";
+        // A quoted boundary and other parameters, as some clients write them.
+        let quoted =
+            "--b\r\nContent-Disposition: form-data; name=\"Status\"\r\n\r\ncompleted\r\n--b--\r\n";
         let params = multipart(
             "multipart/form-data; charset=utf-8; boundary=\"b\"",
-            lf.as_bytes(),
+            Bytes::from(quoted),
         )
+        .await
         .unwrap();
         assert_eq!(names(&params), [("Status", "completed")]);
     }
 
-    #[test]
-    fn malformed_multipart_bodies_are_refused() {
+    #[tokio::test]
+    async fn malformed_multipart_bodies_are_refused() {
         let ok = "--b\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n1\r\n--b--";
         for (content_type, body) in [
             ("multipart/form-data", ok.to_owned()),
@@ -651,14 +605,21 @@ mod tests {
             ),
         ] {
             assert_eq!(
-                multipart(content_type, body.as_bytes()),
+                multipart(content_type, Bytes::from(body.clone())).await,
                 None,
                 "{content_type}: {body:?}"
             );
         }
         let not_utf8 =
             b"--b\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n\xff\xfe\r\n--b--";
-        assert_eq!(multipart("multipart/form-data; boundary=b", not_utf8), None);
+        assert_eq!(
+            multipart(
+                "multipart/form-data; boundary=b",
+                Bytes::from_static(not_utf8)
+            )
+            .await,
+            None
+        );
     }
 
     #[test]
