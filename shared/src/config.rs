@@ -56,6 +56,9 @@ pub struct Config {
     /// `PARLEY_TWILIO_API_URL`: Twilio's REST API (default `https://api.twilio.com`);
     /// tests and the local stack's simulated carrier point it elsewhere.
     pub twilio_api_url: String,
+    /// `PARLEY_EXOTEL_API_URL`: when set, Exotel's REST API is reached here instead of
+    /// each tenant's own regional host (tests, the local stack).
+    pub exotel_api_url: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -179,6 +182,12 @@ impl Config {
                 .to_owned(),
         };
 
+        let exotel_api_url = get("PARLEY_EXOTEL_API_URL")
+            .map(|value| {
+                url("PARLEY_EXOTEL_API_URL", value).map(|u| u.trim_end_matches('/').to_owned())
+            })
+            .transpose()?;
+
         Ok(Config {
             backend,
             listen,
@@ -188,6 +197,7 @@ impl Config {
             admin_key,
             media_url,
             twilio_api_url,
+            exotel_api_url,
         })
     }
 }
@@ -387,6 +397,7 @@ mod tests {
             ("PARLEY_LOG_FORMAT", "xml"),
             ("PARLEY_MEDIA_URL", "https://media.example.com"),
             ("PARLEY_TWILIO_API_URL", "api.twilio.com"),
+            ("PARLEY_EXOTEL_API_URL", "ftp://exotel"),
         ];
         for (name, value) in cases {
             match config(&[(name, value)]) {

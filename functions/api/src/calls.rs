@@ -15,6 +15,7 @@ use parley_shared::domain::agent::{Agent, AgentStatus};
 use parley_shared::domain::call::{Call, CallCommand, CallError, CallStatus, Carrier, Direction};
 use parley_shared::domain::number::{self, Number};
 use parley_shared::domain::{AgentId, CallId, CampaignId, LeadId, PhoneNumber, TenantId};
+use parley_shared::exotel::{self, rest::ConnectCall, rest::ExotelError};
 use parley_shared::readmodel::{Index, Query as ViewQuery};
 use parley_shared::twilio::rest::{
     ALL_STATUS_CALLBACK_EVENTS, CreateCall, Credentials, TwilioError,
@@ -175,13 +176,17 @@ pub async fn create(
         ));
     }
     let (from, carrier) = caller_id(&state, &tenant, &agent_id, body.from.as_deref()).await?;
-    if carrier != Carrier::Twilio {
-        return Err(ApiError::invalid(
-            "from",
-            "placing calls is supported through Twilio numbers",
-        ));
-    }
-    let creds = twilio_credentials(&state, &tenant).await?;
+    // Everything the carrier needs is checked before the call is written.
+    let account = match carrier {
+        Carrier::Twilio => Account::Twilio(twilio_credentials(&state, &tenant).await?),
+        Carrier::Exotel => exotel_account(&state, &tenant).await?,
+        Carrier::Simulated => {
+            return Err(ApiError::invalid(
+                "from",
+                "the simulated carrier places no calls through the API",
+            ));
+        }
+    };
 
     let call_id = CallId::new();
     let request = CallCommand::Request {
@@ -196,6 +201,121 @@ pub async fn create(
     };
     run::<Call>(&state, &call_id.stream(), &tenant, request).await?;
 
+    let placed = match &account {
+        Account::Twilio(creds) => {
+            place_twilio(&state, creds, &call_id, &from, &to, settings.recording).await
+        }
+        Account::Exotel {
+            creds,
+            flow_url,
+            status_callback,
+        } => {
+            let connect = ConnectCall {
+                from: to.as_str().to_owned(),
+                caller_id: from.as_str().to_owned(),
+                url: Some(flow_url.clone()),
+                custom_field: Some(exotel::custom_field(&call_id)),
+                status_callback: Some(status_callback.clone()),
+                status_callback_events: exotel::rest::ALL_STATUS_CALLBACK_EVENTS
+                    .iter()
+                    .map(|e| e.to_string())
+                    .collect(),
+                status_callback_content_type: Some(exotel::rest::STATUS_CALLBACK_JSON.into()),
+                record: settings.recording,
+                time_limit_secs: Some(settings.max_call_seconds),
+                timeout_secs: Some(30),
+                ..ConnectCall::default()
+            };
+            state
+                .exotel
+                .connect_call(creds, &connect)
+                .await
+                .map(|c| (c.sid, c.status.unwrap_or_default()))
+                .map_err(Refusal::from)
+        }
+    };
+    let result = match placed {
+        Ok((sid, status)) => {
+            run::<Call>(
+                &state,
+                &call_id.stream(),
+                &tenant,
+                CallCommand::AssignCarrierCallId {
+                    carrier_call_id: sid,
+                },
+            )
+            .await?;
+            if status == "queued" {
+                let queued = CallCommand::RecordStatus {
+                    status: CallStatus::Queued,
+                    duration_secs: None,
+                    carrier_time: None,
+                };
+                run::<Call>(&state, &call_id.stream(), &tenant, queued).await?;
+            }
+            tracing::info!(tenant_id = %tenant, call_id = %call_id, "call placed");
+            Ok(())
+        }
+        Err(refusal) => Err(carrier_failure(&state, &tenant, &call_id, refusal).await?),
+    };
+    refresh_call(&*state.ports.events, &*state.ports.views, &call_id).await?;
+    result?;
+    Ok((StatusCode::CREATED, Json(show(&state, &call_id).await?)))
+}
+
+/// A tenant's account at the carrier a call goes out through.
+enum Account {
+    Twilio(Credentials),
+    Exotel {
+        creds: exotel::rest::Credentials,
+        /// The flow whose Voicebot applet streams the call to Parley.
+        flow_url: String,
+        status_callback: String,
+    },
+}
+
+async fn exotel_account(state: &AppState, tenant: &TenantId) -> Result<Account, ApiError> {
+    let secrets = &state.ports.secrets;
+    let get = |item: &'static str| async move { secrets.get(&secret_name(tenant, item)).await };
+    let missing = || {
+        ApiError::invalid(
+            "from",
+            "no Exotel credentials and flow stored for this tenant",
+        )
+    };
+    let sid = get("exotel-account-sid").await?.ok_or_else(missing)?;
+    let subdomain = get("exotel-subdomain").await?.ok_or_else(missing)?;
+    let api_key = get("exotel-api-key").await?.ok_or_else(missing)?;
+    let api_token = get("exotel-api-token").await?.ok_or_else(missing)?;
+    let app = get("exotel-flow-app-id").await?.ok_or_else(missing)?;
+    let webhook_secret = secrets
+        .get(&exotel::webhook_secret_name(tenant))
+        .await?
+        .ok_or_else(missing)?;
+    let account_sid = sid.expose().to_owned();
+    Ok(Account::Exotel {
+        flow_url: format!(
+            "http://my.exotel.com/{account_sid}/exoml/start_voice/{}",
+            app.expose()
+        ),
+        status_callback: exotel::status_callback_url(&state.public_url, tenant, &webhook_secret),
+        creds: exotel::rest::Credentials {
+            account_sid,
+            api_key,
+            api_token,
+            subdomain: subdomain.expose().to_owned(),
+        },
+    })
+}
+
+async fn place_twilio(
+    state: &AppState,
+    creds: &Credentials,
+    call_id: &CallId,
+    from: &PhoneNumber,
+    to: &PhoneNumber,
+    record: bool,
+) -> Result<(String, String), Refusal> {
     let base = &state.public_url;
     let place = CreateCall {
         to: to.as_str().to_owned(),
@@ -209,40 +329,80 @@ pub async fn create(
         machine_detection: Some("DetectMessageEnd".into()),
         async_amd: true,
         async_amd_status_callback: Some(format!("{base}/webhooks/twilio/amd?call_id={call_id}")),
-        record: settings.recording,
-        recording_status_callback: settings
-            .recording
+        record,
+        recording_status_callback: record
             .then(|| format!("{base}/webhooks/twilio/recording?call_id={call_id}")),
         timeout_secs: Some(30),
     };
-    let placed = state.twilio.create_call(&creds, &place).await;
-    let result = match placed {
-        Ok(resource) => {
-            run::<Call>(
-                &state,
-                &call_id.stream(),
-                &tenant,
-                CallCommand::AssignCarrierCallId {
-                    carrier_call_id: resource.sid,
-                },
-            )
-            .await?;
-            if resource.status == "queued" {
-                let queued = CallCommand::RecordStatus {
-                    status: CallStatus::Queued,
-                    duration_secs: None,
-                    carrier_time: None,
-                };
-                run::<Call>(&state, &call_id.stream(), &tenant, queued).await?;
+    state
+        .twilio
+        .create_call(creds, &place)
+        .await
+        .map(|c| (c.sid, c.status))
+        .map_err(Refusal::from)
+}
+
+/// Why a carrier did not place a call, whichever carrier it was.
+struct Refusal {
+    kind: RefusalKind,
+    code: Option<String>,
+    message: String,
+}
+
+enum RefusalKind {
+    /// The carrier said no; `field` names the request field at fault, if known.
+    Rejected { field: Option<&'static str> },
+    /// No answer: the call may still have been placed.
+    Timeout,
+    /// The carrier could not be reached or answered nonsense.
+    Unavailable,
+}
+
+impl From<TwilioError> for Refusal {
+    fn from(e: TwilioError) -> Self {
+        let kind = match &e {
+            TwilioError::Api { .. }
+                if e.is_invalid_number() || e.is_unreachable() || e.is_geo_blocked() =>
+            {
+                RefusalKind::Rejected { field: Some("to") }
             }
-            tracing::info!(tenant_id = %tenant, call_id = %call_id, "call placed");
-            Ok(())
+            TwilioError::Api { status: 401, .. } => RefusalKind::Rejected {
+                field: Some("from"),
+            },
+            TwilioError::Api { .. } => RefusalKind::Rejected { field: None },
+            TwilioError::Timeout { .. } | TwilioError::Transport { .. } => RefusalKind::Timeout,
+            TwilioError::Unavailable { .. }
+            | TwilioError::BadResponse { .. }
+            | TwilioError::Invalid { .. } => RefusalKind::Unavailable,
+        };
+        Refusal {
+            kind,
+            code: e.code().map(|c| c.to_string()),
+            message: e.to_string(),
         }
-        Err(e) => Err(carrier_failure(&state, &tenant, &call_id, e).await?),
-    };
-    refresh_call(&*state.ports.events, &*state.ports.views, &call_id).await?;
-    result?;
-    Ok((StatusCode::CREATED, Json(show(&state, &call_id).await?)))
+    }
+}
+
+impl From<ExotelError> for Refusal {
+    fn from(e: ExotelError) -> Self {
+        let kind = match &e {
+            ExotelError::Api {
+                status: 401 | 403, ..
+            } => RefusalKind::Rejected {
+                field: Some("from"),
+            },
+            ExotelError::Api { .. } => RefusalKind::Rejected { field: Some("to") },
+            ExotelError::Timeout { .. } | ExotelError::Transport { .. } => RefusalKind::Timeout,
+            ExotelError::Unavailable { .. }
+            | ExotelError::BadResponse { .. }
+            | ExotelError::Invalid { .. } => RefusalKind::Unavailable,
+        };
+        Refusal {
+            kind,
+            code: e.code().map(str::to_owned),
+            message: e.to_string(),
+        }
+    }
 }
 
 fn agent_settings(agent: &Agent) -> Result<&parley_shared::domain::agent::AgentSettings, ApiError> {
@@ -261,45 +421,29 @@ async fn carrier_failure(
     state: &AppState,
     tenant: &TenantId,
     call_id: &CallId,
-    error: TwilioError,
+    refusal: Refusal,
 ) -> Result<ApiError, ApiError> {
-    tracing::warn!(tenant_id = %tenant, call_id = %call_id, error = %error, "carrier did not place the call");
-    let (status, code, field) = match &error {
-        TwilioError::Api { .. }
-            if error.is_invalid_number() || error.is_unreachable() || error.is_geo_blocked() =>
-        {
-            (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "carrier_rejected",
-                Some("to"),
-            )
+    tracing::warn!(tenant_id = %tenant, call_id = %call_id, error = %refusal.message, "carrier did not place the call");
+    let (status, code, field) = match refusal.kind {
+        RefusalKind::Rejected { field } => {
+            (StatusCode::UNPROCESSABLE_ENTITY, "carrier_rejected", field)
         }
-        TwilioError::Api { status: 401, .. } => (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "carrier_rejected",
-            Some("from"),
-        ),
-        TwilioError::Api { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "carrier_rejected", None),
         // The call may have been placed: its status callbacks will tell.
-        TwilioError::Timeout { .. } | TwilioError::Transport { .. } => {
-            let mut pending = ApiError::new(
+        RefusalKind::Timeout => {
+            return Ok(ApiError::new(
                 StatusCode::GATEWAY_TIMEOUT,
                 "carrier_timeout",
                 format!("the carrier did not answer; the call {call_id} may still go through"),
-            );
-            pending.field = None;
-            return Ok(pending);
+            ));
         }
-        TwilioError::Unavailable { .. }
-        | TwilioError::BadResponse { .. }
-        | TwilioError::Invalid { .. } => (StatusCode::BAD_GATEWAY, "carrier_unavailable", None),
+        RefusalKind::Unavailable => (StatusCode::BAD_GATEWAY, "carrier_unavailable", None),
     };
     let reject = CallCommand::RecordCarrierRejection {
-        code: error.code(),
-        message: error.to_string(),
+        code: refusal.code.as_deref().and_then(|c| c.parse().ok()),
+        message: refusal.message.clone(),
     };
     run::<Call>(state, &call_id.stream(), tenant, reject).await?;
-    let mut api = ApiError::new(status, code, format!("call {call_id}: {error}"));
+    let mut api = ApiError::new(status, code, format!("call {call_id}: {}", refusal.message));
     api.field = field.map(str::to_owned);
     Ok(api)
 }

@@ -22,8 +22,9 @@ use parley_shared::backend::Ports;
 use parley_shared::config::Config;
 use parley_shared::domain::TenantId;
 use parley_shared::event::StreamId;
+use parley_shared::exotel::rest::ExotelClient;
 use parley_shared::readmodel::{self, Query};
-use parley_shared::twilio::rest::{TwilioClient, TwilioError};
+use parley_shared::twilio::rest::TwilioClient;
 use serde::{Deserialize, Serialize};
 
 pub use auth::AdminKey;
@@ -37,16 +38,25 @@ pub struct AppState {
     /// How carriers reach our webhooks (the URLs given to them when placing calls).
     pub public_url: String,
     pub twilio: TwilioClient,
+    pub exotel: ExotelClient,
 }
 
 impl AppState {
     /// The API's state for `config`.
-    pub fn new(ports: Ports, config: &Config) -> Result<AppState, TwilioError> {
+    pub fn new(ports: Ports, config: &Config) -> Result<AppState, String> {
+        let mut exotel = ExotelClient::new(CARRIER_TIMEOUT).map_err(|e| e.to_string())?;
+        if let Some(url) = &config.exotel_api_url {
+            exotel = exotel
+                .with_base_url(url.clone())
+                .map_err(|e| e.to_string())?;
+        }
         Ok(AppState {
             ports,
             admin_key: AdminKey::new(config.admin_key.as_ref().map(|k| k.expose())),
             public_url: config.public_url.clone(),
-            twilio: TwilioClient::new(config.twilio_api_url.clone(), CARRIER_TIMEOUT)?,
+            twilio: TwilioClient::new(config.twilio_api_url.clone(), CARRIER_TIMEOUT)
+                .map_err(|e| e.to_string())?,
+            exotel,
         })
     }
 }

@@ -62,6 +62,9 @@ pub struct ExotelCredentials {
     api_token: SecretString,
     /// Exotel's API host for the account's region, such as `api.exotel.com`.
     subdomain: String,
+    /// The Exotel call flow (app) whose Voicebot applet points at Parley's stream
+    /// endpoint: the flow outbound calls run once the callee answers.
+    flow_app_id: Option<String>,
 }
 
 fn zone(value: &str) -> Result<TimeZone, ApiError> {
@@ -320,6 +323,21 @@ pub async fn set_exotel(
     secrets
         .put(&secret_name(&id, "exotel-api-token"), &body.api_token)
         .await?;
+    if let Some(app) = body.flow_app_id {
+        let app = app.trim().to_owned();
+        if app.is_empty() || app.len() > 32 || !app.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(ApiError::invalid(
+                "flow_app_id",
+                "must be the numeric id of an Exotel flow",
+            ));
+        }
+        secrets
+            .put(
+                &secret_name(&id, "exotel-flow-app-id"),
+                &SecretString::new(app),
+            )
+            .await?;
+    }
     let webhook_secret = exotel_webhook_secret(&state, &id).await?;
     let done = run::<Tenant>(
         &state,

@@ -288,3 +288,142 @@ async fn bad_requests_place_nothing() {
         (StatusCode::UNPROCESSABLE_ENTITY, "tenant_id")
     );
 }
+
+/// Exotel's Calls/connect API: a 400 RestException for +919000000000, else a call.
+async fn connect_json(
+    State(seen): State<Requests>,
+    Path(account): Path<String>,
+    body: axum::body::Bytes,
+) -> axum::response::Response {
+    let params: Vec<(String, String)> = serde_urlencoded::from_bytes(&body).unwrap();
+    let from = params
+        .iter()
+        .find(|(k, _)| k == "From")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    seen.lock().unwrap().push((account, params));
+    if from == "+919000000000" {
+        let error = json!({"RestException": {"Status": 400, "Message": "Invalid parameter: From", "Code": 22001}});
+        return (StatusCode::BAD_REQUEST, axum::Json(error)).into_response();
+    }
+    let call = json!({"Call": {"Sid": "b6cfa6e0exotel", "Status": "in-progress", "From": from, "Direction": "outbound-api"}});
+    (StatusCode::OK, axum::Json(call)).into_response()
+}
+
+#[tokio::test]
+async fn an_exotel_number_places_the_call_through_exotels_flow() {
+    let seen: Requests = Arc::default();
+    let app = axum::Router::new()
+        .route(
+            "/v1/Accounts/{account}/Calls/connect.json",
+            post(connect_json),
+        )
+        .with_state(seen.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let exotel = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let api = Api::with_carriers("http://127.0.0.1:9", Some(&exotel));
+    let (id, key) = api.tenant("Acme India").await;
+    let agent = api.agent(&key, "Asha").await;
+    api.call(
+        Method::PATCH,
+        &format!("/v1/agents/{agent}"),
+        Some(&key),
+        Some(json!({"status": "active"})),
+    )
+    .await;
+    let (status, _) = api
+        .call(
+            Method::POST,
+            "/v1/phone-numbers",
+            Some(&key),
+            Some(json!({"number": "+918047112233", "agent_id": agent, "carrier": "exotel"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    // Without a flow to run, nothing can be placed.
+    let creds = json!({"account_sid": "acme1", "api_key": "key-1", "api_token": "token-1", "subdomain": "api.in.exotel.com"});
+    let (status, _) = api
+        .call(
+            Method::PUT,
+            &format!("/v1/tenants/{id}/carriers/exotel"),
+            Some(&key),
+            Some(creds),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, reply) = api
+        .call(
+            Method::POST,
+            "/v1/calls",
+            Some(&key),
+            Some(json!({"to": "+919876543210", "agent_id": agent})),
+        )
+        .await;
+    assert_eq!(
+        (status, field(&reply)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "from")
+    );
+    assert!(seen.lock().unwrap().is_empty());
+
+    let creds = json!({"account_sid": "acme1", "api_key": "key-1", "api_token": "token-1", "subdomain": "api.in.exotel.com", "flow_app_id": "123456"});
+    let (status, urls) = api
+        .call(
+            Method::PUT,
+            &format!("/v1/tenants/{id}/carriers/exotel"),
+            Some(&key),
+            Some(creds),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, call) = api
+        .call(
+            Method::POST,
+            "/v1/calls",
+            Some(&key),
+            Some(json!({"to": "+91 98765 43210", "agent_id": agent})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{call}");
+    assert_eq!(call["carrier_call_id"], "b6cfa6e0exotel");
+    assert_eq!(call["carrier"], "exotel");
+    let call_id = call["id"].as_str().unwrap();
+
+    let requests = seen.lock().unwrap().clone();
+    let (account, params) = &requests[0];
+    assert_eq!(account, "acme1");
+    assert_eq!(
+        param(params, "From"),
+        vec!["+919876543210"],
+        "Exotel rings the callee first"
+    );
+    assert_eq!(param(params, "CallerId"), vec!["+918047112233"]);
+    assert_eq!(
+        param(params, "Url"),
+        vec!["http://my.exotel.com/acme1/exoml/start_voice/123456"]
+    );
+    assert_eq!(
+        param(params, "CustomField"),
+        vec![format!("call_id={call_id}").as_str()]
+    );
+    assert_eq!(
+        param(params, "StatusCallback"),
+        vec![urls["status_callback_url"].as_str().unwrap()]
+    );
+
+    let (status, reply) = api
+        .call(
+            Method::POST,
+            "/v1/calls",
+            Some(&key),
+            Some(json!({"to": "+919000000000", "agent_id": agent})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{reply}");
+    assert_eq!(reply["error"]["code"], "carrier_rejected");
+    let (_, failed) = api
+        .call(Method::GET, "/v1/calls?status=failed", Some(&key), None)
+        .await;
+    assert_eq!(failed["items"].as_array().unwrap().len(), 1);
+}

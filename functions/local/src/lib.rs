@@ -30,8 +30,8 @@ impl Stack {
         let webhooks = WebhookState::new(ports.clone(), config, true).await?;
         let api =
             parley_api::AppState::new(ports.clone(), config).map_err(|e| StoreError::Invalid {
-                field: "PARLEY_TWILIO_API_URL".into(),
-                reason: e.to_string(),
+                field: "PARLEY_TWILIO_API_URL or PARLEY_EXOTEL_API_URL".into(),
+                reason: e,
             })?;
         Ok(Stack {
             ports,

@@ -31,6 +31,11 @@ impl Api {
 
     /// The API with Twilio's REST API at `twilio`.
     pub fn with_twilio(twilio: &str) -> Self {
+        Self::with_carriers(twilio, None)
+    }
+
+    /// The API with Twilio's REST API at `twilio` and Exotel's at `exotel`.
+    pub fn with_carriers(twilio: &str, exotel: Option<&str>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let embedded = Embedded::open(
             dir.path(),
@@ -44,6 +49,7 @@ impl Api {
             "PARLEY_ADMIN_KEY" => Some(ADMIN.into()),
             "PARLEY_PUBLIC_URL" => Some("https://parley.example.com".into()),
             "PARLEY_TWILIO_API_URL" => Some(twilio.into()),
+            "PARLEY_EXOTEL_API_URL" => exotel.map(str::to_owned),
             _ => None,
         })
         .unwrap();
