@@ -15,6 +15,7 @@ pub mod aggregate;
 pub mod aws;
 pub mod backend;
 pub mod blob;
+pub(crate) mod carrier_http;
 pub mod clock;
 pub mod config;
 pub mod domain;

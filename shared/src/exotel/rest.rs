@@ -22,17 +22,20 @@
 //! retried: Exotel may already have placed the call, and placing it twice is worse than
 //! reporting the doubt.
 
-use std::fmt;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use reqwest::StatusCode;
-use reqwest::header::RETRY_AFTER;
 use serde_json::Value;
 
-pub use crate::twilio::rest::RetryPolicy;
+pub use crate::carrier_http::RetryPolicy;
 
+use crate::carrier_http::{self, FormPost, Outcome, chain, is_retryable_status};
 use crate::secrets::SecretString;
+// For the tests below, which check the shared Retry-After reading through this module.
+#[cfg(test)]
+use crate::carrier_http::parse_retry_after;
+#[cfg(test)]
+use chrono::{DateTime, Utc};
 
 /// The API host of Exotel's Singapore cluster; Mumbai's is `api.in.exotel.com`.
 pub const DEFAULT_SUBDOMAIN: &str = "api.exotel.com";
@@ -48,8 +51,6 @@ pub const STATUS_CALLBACK_JSON: &str = "application/json";
 /// The longest call Exotel allows (`TimeLimit`), in seconds: four hours.
 pub const MAX_TIME_LIMIT_SECS: u32 = 14_400;
 
-/// Exotel's answers are a few kilobytes; anything far larger is not Exotel.
-const MAX_BODY_BYTES: usize = 1 << 20;
 /// How much of a non-JSON error body an error message keeps.
 const MAX_MESSAGE_CHARS: usize = 300;
 /// The longest account SID we accept (Exotel's are short words such as `acme1m`).
@@ -279,13 +280,7 @@ impl ExotelClient {
         if timeout.is_zero() {
             return Err(invalid("the timeout must be longer than zero"));
         }
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            // A redirected POST would become a GET, or take the credentials elsewhere.
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("parley/", env!("CARGO_PKG_VERSION")))
-            .build()
+        let http = carrier_http::http_client(timeout)
             .map_err(|e| invalid(format!("could not build the HTTP client: {}", chain(&e))))?;
         Ok(ExotelClient {
             http,
@@ -356,158 +351,40 @@ impl ExotelClient {
         url: &str,
         params: &[(String, String)],
     ) -> Result<CallResource, ExotelError> {
-        let attempts = self.retry.attempts.max(1);
-        let mut attempt = 1;
-        loop {
-            let (status, detail, retry_after) = match self.attempt(creds, url, params).await {
-                Attempt::Done(result) => return result,
-                Attempt::Failed {
-                    status,
-                    detail,
-                    retry_after,
-                } => (status, detail, retry_after),
-            };
-            if attempt >= attempts {
-                return Err(ExotelError::Unavailable {
-                    attempts,
-                    status,
-                    detail,
-                    retry_after,
-                });
-            }
-            let delay = match retry_after {
-                Some(wait) => wait.min(self.retry.max_delay),
-                None => self.retry.backoff(attempt),
-            };
-            // The account SID identifies the tenant's account; key and token never reach a log.
-            tracing::warn!(
-                operation,
-                account_sid = %creds.account_sid,
-                status,
-                attempt,
-                attempts,
-                delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
-                detail = %detail,
-                "Exotel request failed; retrying",
-            );
-            tokio::time::sleep(delay).await;
-            attempt += 1;
-        }
-    }
-
-    /// One request and its outcome.
-    async fn attempt(
-        &self,
-        creds: &Credentials,
-        url: &str,
-        params: &[(String, String)],
-    ) -> Attempt {
-        let sent = self
-            .http
-            .post(url)
-            .basic_auth(creds.api_key.expose(), Some(creds.api_token.expose()))
-            .form(params)
-            .send()
-            .await;
-        let response = match sent {
-            Ok(response) => response,
-            // Checked before the timeout: a connection never made carried no request.
-            Err(e) if e.is_connect() => {
-                return Attempt::Failed {
-                    status: None,
-                    detail: format!("could not connect: {}", chain(&e)),
-                    retry_after: None,
-                };
-            }
-            Err(e) => return Attempt::Done(Err(self.transport_error(&e))),
+        let post = FormPost {
+            carrier: "Exotel",
+            operation,
+            account: &creds.account_sid,
+            url,
+            user: creds.api_key.expose(),
+            password: creds.api_token.expose(),
+            params,
         };
-        let status = response.status();
-        let retry_after = response
-            .headers()
-            .get(RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| parse_retry_after(v, Utc::now()));
-        let body = read_body(response).await;
-
-        if is_retryable_status(status.as_u16()) {
-            // Whatever the body says (or fails to), this attempt is over; the next decides.
-            let detail = match &body {
-                Ok(body) => api_error(status, body).to_string(),
-                Err(e) => format!("HTTP {status}, body unreadable: {e}"),
-            };
-            return Attempt::Failed {
-                status: Some(status.as_u16()),
+        let describe = |status, body: &[u8]| api_error(status, body).to_string();
+        match carrier_http::post_form(&self.http, self.retry, &post, describe).await {
+            Outcome::Answered { status, body } if status.is_success() => parse_call(status, &body),
+            Outcome::Answered { status, body } => Err(api_error(status, &body)),
+            Outcome::TooLarge { status, detail } => Err(ExotelError::BadResponse {
+                status: status.as_u16(),
+                detail,
+            }),
+            Outcome::Timeout => Err(ExotelError::Timeout {
+                after: self.timeout,
+            }),
+            Outcome::Transport { detail } => Err(ExotelError::Transport { detail }),
+            Outcome::Unavailable {
+                attempts,
+                status,
                 detail,
                 retry_after,
-            };
-        }
-        let body = match body {
-            Ok(body) => body,
-            Err(BodyError::Http(e)) => return Attempt::Done(Err(self.transport_error(&e))),
-            Err(e @ BodyError::TooLarge) => {
-                return Attempt::Done(Err(ExotelError::BadResponse {
-                    status: status.as_u16(),
-                    detail: e.to_string(),
-                }));
-            }
-        };
-        if status.is_success() {
-            Attempt::Done(parse_call(status, &body))
-        } else {
-            Attempt::Done(Err(api_error(status, &body)))
+            } => Err(ExotelError::Unavailable {
+                attempts,
+                status,
+                detail,
+                retry_after,
+            }),
         }
     }
-
-    fn transport_error(&self, e: &reqwest::Error) -> ExotelError {
-        if e.is_timeout() {
-            ExotelError::Timeout {
-                after: self.timeout,
-            }
-        } else {
-            ExotelError::Transport { detail: chain(e) }
-        }
-    }
-}
-
-/// The outcome of one request: final, or worth another attempt.
-enum Attempt {
-    Done(Result<CallResource, ExotelError>),
-    Failed {
-        status: Option<u16>,
-        detail: String,
-        retry_after: Option<Duration>,
-    },
-}
-
-#[derive(Debug)]
-enum BodyError {
-    Http(reqwest::Error),
-    TooLarge,
-}
-
-impl fmt::Display for BodyError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            BodyError::Http(e) => f.write_str(&chain(e)),
-            BodyError::TooLarge => write!(f, "the body is over {MAX_BODY_BYTES} bytes"),
-        }
-    }
-}
-
-/// The response body, refused past [`MAX_BODY_BYTES`].
-async fn read_body(mut response: reqwest::Response) -> Result<Vec<u8>, BodyError> {
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(BodyError::Http)? {
-        if body.len() + chunk.len() > MAX_BODY_BYTES {
-            return Err(BodyError::TooLarge);
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
-}
-
-fn is_retryable_status(status: u16) -> bool {
-    status == 429 || (500..600).contains(&status)
 }
 
 /// A JSON value as text: a string as is, a number as written; nothing else.
@@ -589,32 +466,6 @@ fn snippet(body: &[u8]) -> String {
         .collect();
     if text.trim().chars().count() > MAX_MESSAGE_CHARS {
         out.push('…');
-    }
-    out
-}
-
-/// A `Retry-After` value: seconds, or an HTTP date (a date past is no wait).
-fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
-    let value = value.trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let when = DateTime::parse_from_rfc2822(value).ok()?;
-    Some(
-        (when.with_timezone(&Utc) - now)
-            .to_std()
-            .unwrap_or(Duration::ZERO),
-    )
-}
-
-/// An error and its causes, one line (reqwest's own message hides the cause).
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        out.push_str(": ");
-        out.push_str(&cause.to_string());
-        source = cause.source();
     }
     out
 }

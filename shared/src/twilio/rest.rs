@@ -18,15 +18,20 @@
 //! lost mid-request is not retried: Twilio may already have placed the call, and placing
 //! it twice is worse than reporting the doubt.
 
-use std::fmt;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use reqwest::StatusCode;
-use reqwest::header::RETRY_AFTER;
 use serde::Deserialize;
 
+pub use crate::carrier_http::RetryPolicy;
+
+use crate::carrier_http::{self, FormPost, Outcome, chain, is_retryable_status};
 use crate::secrets::SecretString;
+// For the tests below, which check the shared Retry-After reading through this module.
+#[cfg(test)]
+use crate::carrier_http::parse_retry_after;
+#[cfg(test)]
+use chrono::{DateTime, Utc};
 
 /// Twilio's REST API.
 pub const DEFAULT_BASE_URL: &str = "https://api.twilio.com";
@@ -50,8 +55,6 @@ pub const ERROR_GEO_PERMISSIONS: u32 = 21215;
 /// The method we ask Twilio to use for every callback: our webhooks take signed form
 /// posts only.
 const CALLBACK_METHOD: &str = "POST";
-/// Twilio's answers are a few kilobytes; anything far larger is not Twilio.
-const MAX_BODY_BYTES: usize = 1 << 20;
 /// How much of a non-JSON error body an error message keeps.
 const MAX_MESSAGE_CHARS: usize = 300;
 /// The longest SID we accept (Twilio's are 34 characters).
@@ -239,52 +242,6 @@ impl TwilioError {
     }
 }
 
-/// How often and how patiently a request is retried.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// Attempts in all, the first included (at least 1 is made).
-    pub attempts: u32,
-    /// The wait before the first retry; it doubles for each retry after that, and each
-    /// wait is jittered to between half and all of it.
-    pub base_delay: Duration,
-    /// The longest wait between attempts, also the cap on a `Retry-After`.
-    pub max_delay: Duration,
-}
-
-impl Default for RetryPolicy {
-    /// Three attempts, waiting about 200 ms then 400 ms; `Retry-After` honoured up to 5 s.
-    fn default() -> Self {
-        RetryPolicy {
-            attempts: 3,
-            base_delay: Duration::from_millis(200),
-            max_delay: Duration::from_secs(5),
-        }
-    }
-}
-
-impl RetryPolicy {
-    /// The jittered wait before retry number `retry` (1 for the first retry).
-    pub fn backoff(&self, retry: u32) -> Duration {
-        let doublings = retry.saturating_sub(1).min(20);
-        let ceiling = self
-            .base_delay
-            .saturating_mul(1 << doublings)
-            .min(self.max_delay);
-        // Equal jitter: clients that failed together spread out, yet none retries at once.
-        let half = ceiling / 2;
-        let spread = u64::try_from((ceiling - half).as_nanos()).unwrap_or(u64::MAX);
-        half + Duration::from_nanos(rand::random_range(0..=spread))
-    }
-
-    /// The wait before retry number `retry`, given the server's `Retry-After`, if any.
-    fn delay(&self, retry: u32, retry_after: Option<Duration>) -> Duration {
-        match retry_after {
-            Some(wait) => wait.min(self.max_delay),
-            None => self.backoff(retry),
-        }
-    }
-}
-
 /// A client for Twilio's REST API. Cheap to clone (clones share the connection pool).
 #[derive(Clone, Debug)]
 pub struct TwilioClient {
@@ -307,13 +264,7 @@ impl TwilioClient {
         if timeout.is_zero() {
             return Err(invalid("the timeout must be longer than zero"));
         }
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            // A redirected POST would become a GET, or take the credentials elsewhere.
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("parley/", env!("CARGO_PKG_VERSION")))
-            .build()
+        let http = carrier_http::http_client(timeout)
             .map_err(|e| invalid(format!("could not build the HTTP client: {}", chain(&e))))?;
         Ok(TwilioClient {
             http,
@@ -378,155 +329,40 @@ impl TwilioClient {
         url: &str,
         params: &[(&'static str, String)],
     ) -> Result<CallResource, TwilioError> {
-        let attempts = self.retry.attempts.max(1);
-        let mut attempt = 1;
-        loop {
-            let (status, detail, retry_after) = match self.attempt(creds, url, params).await {
-                Attempt::Done(result) => return result,
-                Attempt::Failed {
-                    status,
-                    detail,
-                    retry_after,
-                } => (status, detail, retry_after),
-            };
-            if attempt >= attempts {
-                return Err(TwilioError::Unavailable {
-                    attempts,
-                    status,
-                    detail,
-                    retry_after,
-                });
-            }
-            let delay = self.retry.delay(attempt, retry_after);
-            // The account SID identifies the tenant's account; the token never reaches a log.
-            tracing::warn!(
-                operation,
-                account_sid = %creds.account_sid,
-                status,
-                attempt,
-                attempts,
-                delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
-                detail = %detail,
-                "Twilio request failed; retrying",
-            );
-            tokio::time::sleep(delay).await;
-            attempt += 1;
-        }
-    }
-
-    /// One request and its outcome.
-    async fn attempt(
-        &self,
-        creds: &Credentials,
-        url: &str,
-        params: &[(&'static str, String)],
-    ) -> Attempt {
-        let sent = self
-            .http
-            .post(url)
-            .basic_auth(&creds.account_sid, Some(creds.auth_token.expose()))
-            .form(params)
-            .send()
-            .await;
-        let response = match sent {
-            Ok(response) => response,
-            // Checked before the timeout: a connection never made carried no request.
-            Err(e) if e.is_connect() => {
-                return Attempt::Failed {
-                    status: None,
-                    detail: format!("could not connect: {}", chain(&e)),
-                    retry_after: None,
-                };
-            }
-            Err(e) => return Attempt::Done(Err(self.transport_error(&e))),
+        let post = FormPost {
+            carrier: "Twilio",
+            operation,
+            account: &creds.account_sid,
+            url,
+            user: &creds.account_sid,
+            password: creds.auth_token.expose(),
+            params,
         };
-        let status = response.status();
-        let retry_after = response
-            .headers()
-            .get(RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| parse_retry_after(v, Utc::now()));
-        let body = read_body(response).await;
-
-        if is_retryable_status(status.as_u16()) {
-            // Whatever the body says (or fails to), this attempt is over; the next decides.
-            let detail = match &body {
-                Ok(body) => api_error(status, body).to_string(),
-                Err(e) => format!("HTTP {status}, body unreadable: {e}"),
-            };
-            return Attempt::Failed {
-                status: Some(status.as_u16()),
+        let describe = |status, body: &[u8]| api_error(status, body).to_string();
+        match carrier_http::post_form(&self.http, self.retry, &post, describe).await {
+            Outcome::Answered { status, body } if status.is_success() => parse_call(status, &body),
+            Outcome::Answered { status, body } => Err(api_error(status, &body)),
+            Outcome::TooLarge { status, detail } => Err(TwilioError::BadResponse {
+                status: status.as_u16(),
+                detail,
+            }),
+            Outcome::Timeout => Err(TwilioError::Timeout {
+                after: self.timeout,
+            }),
+            Outcome::Transport { detail } => Err(TwilioError::Transport { detail }),
+            Outcome::Unavailable {
+                attempts,
+                status,
                 detail,
                 retry_after,
-            };
-        }
-        let body = match body {
-            Ok(body) => body,
-            Err(BodyError::Http(e)) => return Attempt::Done(Err(self.transport_error(&e))),
-            Err(e @ BodyError::TooLarge) => {
-                return Attempt::Done(Err(TwilioError::BadResponse {
-                    status: status.as_u16(),
-                    detail: e.to_string(),
-                }));
-            }
-        };
-        if status.is_success() {
-            Attempt::Done(parse_call(status, &body))
-        } else {
-            Attempt::Done(Err(api_error(status, &body)))
+            } => Err(TwilioError::Unavailable {
+                attempts,
+                status,
+                detail,
+                retry_after,
+            }),
         }
     }
-
-    fn transport_error(&self, e: &reqwest::Error) -> TwilioError {
-        if e.is_timeout() {
-            TwilioError::Timeout {
-                after: self.timeout,
-            }
-        } else {
-            TwilioError::Transport { detail: chain(e) }
-        }
-    }
-}
-
-/// The outcome of one request: final, or worth another attempt.
-enum Attempt {
-    Done(Result<CallResource, TwilioError>),
-    Failed {
-        status: Option<u16>,
-        detail: String,
-        retry_after: Option<Duration>,
-    },
-}
-
-#[derive(Debug)]
-enum BodyError {
-    Http(reqwest::Error),
-    TooLarge,
-}
-
-impl fmt::Display for BodyError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            BodyError::Http(e) => f.write_str(&chain(e)),
-            BodyError::TooLarge => write!(f, "the body is over {MAX_BODY_BYTES} bytes"),
-        }
-    }
-}
-
-/// The response body, refused past [`MAX_BODY_BYTES`].
-async fn read_body(mut response: reqwest::Response) -> Result<Vec<u8>, BodyError> {
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(BodyError::Http)? {
-        if body.len() + chunk.len() > MAX_BODY_BYTES {
-            return Err(BodyError::TooLarge);
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
-}
-
-fn is_retryable_status(status: u16) -> bool {
-    status == 429 || (500..600).contains(&status)
 }
 
 /// A successful answer's Call resource.
@@ -585,32 +421,6 @@ fn snippet(body: &[u8]) -> String {
         .collect();
     if text.trim().chars().count() > MAX_MESSAGE_CHARS {
         out.push('…');
-    }
-    out
-}
-
-/// A `Retry-After` value: seconds, or an HTTP date (a date past is no wait).
-fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
-    let value = value.trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let when = DateTime::parse_from_rfc2822(value).ok()?;
-    Some(
-        (when.with_timezone(&Utc) - now)
-            .to_std()
-            .unwrap_or(Duration::ZERO),
-    )
-}
-
-/// An error and its causes, one line (reqwest's own message hides the cause).
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        out.push_str(": ");
-        out.push_str(&cause.to_string());
-        source = cause.source();
     }
     out
 }
