@@ -24,6 +24,7 @@ pub mod error;
 pub mod event;
 pub mod eventstore;
 pub mod exotel;
+pub mod leadimport;
 pub mod queue;
 pub mod readmodel;
 pub mod secrets;

@@ -10,7 +10,7 @@ use parley_shared::aggregate::{Aggregate, CommandError, Context, Executed, execu
 use parley_shared::clock::SystemClock;
 use parley_shared::domain::call::{Call, CallCommand, CallStatus, Carrier, Direction};
 use parley_shared::domain::campaign::{Campaign, CampaignCommand, CampaignError, CampaignStatus};
-use parley_shared::domain::{AgentId, CallId, CampaignId, PhoneNumber, TimeZone};
+use parley_shared::domain::{AgentId, CallId, CampaignId, PhoneNumber};
 use parley_shared::embedded::{SqliteDb, SqliteEventStore};
 use parley_shared::event::{Metadata, NewEvent, StreamId};
 use parley_shared::eventstore::{EventStore, ExpectedVersion};
@@ -44,11 +44,13 @@ async fn run<A: Aggregate>(
 /// A new campaign of tenant `t1`, with no leads.
 async fn campaign(store: &SqliteEventStore) -> StreamId {
     let s = CampaignId::new().stream();
-    let create = CampaignCommand::Create {
-        name: "Spring".into(),
-        agent_id: AgentId::new(),
-        time_zone: TimeZone::parse("Europe/Paris").unwrap(),
-    };
+    let settings = serde_json::from_value(serde_json::json!({
+        "name": "Spring",
+        "agent_id": AgentId::new(),
+        "time_zone": "Europe/Paris",
+    }))
+    .unwrap();
+    let create = CampaignCommand::Create { settings };
     run::<Campaign>(store, &s, "t1", None, create)
         .await
         .unwrap();

@@ -168,7 +168,7 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-fn merge(target: &mut Value, patch: &Value) {
+pub(crate) fn merge(target: &mut Value, patch: &Value) {
     match (target, patch) {
         (Value::Object(target), Value::Object(patch)) => {
             for (key, value) in patch {

@@ -9,12 +9,13 @@ mod agents;
 pub mod auth;
 mod body;
 mod calls;
+mod campaigns;
 pub mod error;
 mod numbers;
 mod rules;
 pub mod tenants;
 
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use parley_shared::aggregate::{Aggregate, Context, Executed, execute};
@@ -82,6 +83,23 @@ pub fn router(state: AppState) -> Router {
                 .delete(agents::delete),
         )
         .route("/v1/calls", post(calls::create).get(calls::list))
+        .route(
+            "/v1/campaigns",
+            post(campaigns::create).get(campaigns::list),
+        )
+        .route(
+            "/v1/campaigns/{id}",
+            get(campaigns::get).patch(campaigns::update),
+        )
+        .route("/v1/campaigns/{id}/start", post(campaigns::start))
+        .route("/v1/campaigns/{id}/pause", post(campaigns::pause))
+        .route("/v1/campaigns/{id}/resume", post(campaigns::resume))
+        .route(
+            "/v1/campaigns/{id}/leads",
+            // Lead lists are larger than axum's 2 MB default; the importer enforces its
+            // own limit and names it in a 413.
+            post(campaigns::import_leads).layer(DefaultBodyLimit::max(campaigns::MAX_UPLOAD_BYTES)),
+        )
         .route("/v1/calls/{id}", get(calls::get))
         .route(
             "/v1/phone-numbers",

@@ -7,6 +7,8 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use chrono::NaiveTime;
+
 use super::ids::AgentId;
 use super::values::{TimeZone, ValueError, name};
 use crate::aggregate::Aggregate;
@@ -22,13 +24,193 @@ pub enum CampaignStatus {
     Completed,
 }
 
+/// When leads may be called: local times on some weekdays, in the lead's time zone when
+/// it has one, else the campaign's.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallingWindow {
+    #[serde(default = "CallingWindow::default_start")]
+    pub start: NaiveTime,
+    #[serde(default = "CallingWindow::default_end")]
+    pub end: NaiveTime,
+    #[serde(default = "CallingWindow::default_days")]
+    pub days: Vec<WeekdayName>,
+}
+
+impl CallingWindow {
+    fn default_start() -> NaiveTime {
+        NaiveTime::from_hms_opt(10, 0, 0).unwrap_or_default()
+    }
+    fn default_end() -> NaiveTime {
+        NaiveTime::from_hms_opt(19, 0, 0).unwrap_or_default()
+    }
+    fn default_days() -> Vec<WeekdayName> {
+        use WeekdayName::*;
+        vec![Monday, Tuesday, Wednesday, Thursday, Friday, Saturday]
+    }
+}
+
+impl Default for CallingWindow {
+    fn default() -> Self {
+        CallingWindow {
+            start: Self::default_start(),
+            end: Self::default_end(),
+            days: Self::default_days(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WeekdayName {
+    Monday,
+    Tuesday,
+    Wednesday,
+    Thursday,
+    Friday,
+    Saturday,
+    Sunday,
+}
+
+/// When a lead is called again, by how its last call ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryPolicy {
+    #[serde(default = "RetryPolicy::default_attempts")]
+    pub max_attempts: u32,
+    #[serde(default = "RetryPolicy::default_no_answer")]
+    pub no_answer_after_minutes: u32,
+    #[serde(default = "RetryPolicy::default_busy")]
+    pub busy_after_minutes: u32,
+    /// `None`: a failed call is not retried.
+    #[serde(default)]
+    pub failed_after_minutes: Option<u32>,
+    /// Whether a call a machine answered counts as not answered (and is retried).
+    #[serde(default = "RetryPolicy::default_true")]
+    pub retry_voicemail: bool,
+}
+
+impl RetryPolicy {
+    fn default_attempts() -> u32 {
+        3
+    }
+    fn default_no_answer() -> u32 {
+        120
+    }
+    fn default_busy() -> u32 {
+        240
+    }
+    fn default_true() -> bool {
+        true
+    }
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: Self::default_attempts(),
+            no_answer_after_minutes: Self::default_no_answer(),
+            busy_after_minutes: Self::default_busy(),
+            failed_after_minutes: None,
+            retry_voicemail: true,
+        }
+    }
+}
+
+/// What a call a machine answers does.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Voicemail {
+    #[default]
+    HangUp,
+    LeaveMessage {
+        message: String,
+    },
+}
+
+/// Everything a campaign is configured with.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CampaignSettings {
+    pub name: String,
+    pub agent_id: AgentId,
+    pub time_zone: TimeZone,
+    #[serde(default)]
+    pub calling_window: CallingWindow,
+    #[serde(default = "CampaignSettings::default_concurrency")]
+    pub max_concurrent_calls: u32,
+    #[serde(default)]
+    pub retry: RetryPolicy,
+    #[serde(default)]
+    pub voicemail: Voicemail,
+}
+
+impl CampaignSettings {
+    fn default_concurrency() -> u32 {
+        10
+    }
+
+    /// Checks every field, naming the first that is wrong.
+    pub fn validated(mut self) -> Result<Self, ValueError> {
+        self.name = name("name", &self.name, 200)?;
+        let bad = |field: &'static str, reason: &str| ValueError {
+            field,
+            reason: reason.into(),
+        };
+        if self.calling_window.end <= self.calling_window.start {
+            return Err(bad(
+                "calling_window.end",
+                "must be after calling_window.start",
+            ));
+        }
+        if self.calling_window.days.is_empty() {
+            return Err(bad("calling_window.days", "must name at least one day"));
+        }
+        if !(1..=500).contains(&self.max_concurrent_calls) {
+            return Err(bad("max_concurrent_calls", "must be 1 to 500"));
+        }
+        if !(1..=20).contains(&self.retry.max_attempts) {
+            return Err(bad("retry.max_attempts", "must be 1 to 20"));
+        }
+        let week = 7 * 24 * 60;
+        if self.retry.no_answer_after_minutes == 0 || self.retry.no_answer_after_minutes > week {
+            return Err(bad(
+                "retry.no_answer_after_minutes",
+                "must be 1 minute to 7 days",
+            ));
+        }
+        if self.retry.busy_after_minutes == 0 || self.retry.busy_after_minutes > week {
+            return Err(bad(
+                "retry.busy_after_minutes",
+                "must be 1 minute to 7 days",
+            ));
+        }
+        if self
+            .retry
+            .failed_after_minutes
+            .is_some_and(|m| m == 0 || m > week)
+        {
+            return Err(bad(
+                "retry.failed_after_minutes",
+                "must be 1 minute to 7 days",
+            ));
+        }
+        if let Voicemail::LeaveMessage { message } = &self.voicemail {
+            name("voicemail.message", message, 1000)?;
+        }
+        Ok(self)
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum CampaignEvent {
     CampaignCreated {
-        name: String,
-        agent_id: AgentId,
-        time_zone: TimeZone,
+        settings: CampaignSettings,
+    },
+    /// The whole new settings.
+    CampaignSettingsChanged {
+        settings: CampaignSettings,
     },
     /// Leads were imported into the campaign (the leads themselves are lead streams).
     LeadsAdded {
@@ -53,14 +235,9 @@ impl DomainEvent for CampaignEvent {
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum CampaignCommand {
-    Create {
-        name: String,
-        agent_id: AgentId,
-        time_zone: TimeZone,
-    },
-    AddLeads {
-        count: u32,
-    },
+    Create { settings: CampaignSettings },
+    Change { settings: CampaignSettings },
+    AddLeads { count: u32 },
     Start,
     Pause,
     Resume,
@@ -89,9 +266,7 @@ pub enum CampaignError {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Campaign {
     pub exists: bool,
-    pub name: String,
-    pub agent_id: Option<AgentId>,
-    pub time_zone: Option<TimeZone>,
+    pub settings: Option<CampaignSettings>,
     pub status: CampaignStatus,
     pub lead_count: u64,
 }
@@ -116,19 +291,12 @@ impl Aggregate for Campaign {
         _now: DateTime<Utc>,
     ) -> Result<Vec<CampaignEvent>, CampaignError> {
         use CampaignStatus::*;
-        if let CampaignCommand::Create {
-            name: raw,
-            agent_id,
-            time_zone,
-        } = command
-        {
+        if let CampaignCommand::Create { settings } = command {
             if self.exists {
                 return Err(CampaignError::AlreadyExists);
             }
             return Ok(vec![CampaignEvent::CampaignCreated {
-                name: name("name", &raw, 200)?,
-                agent_id,
-                time_zone,
+                settings: settings.validated()?,
             }]);
         }
         if !self.exists {
@@ -136,6 +304,14 @@ impl Aggregate for Campaign {
         }
         let event = match (command, self.status) {
             (CampaignCommand::Create { .. }, _) => unreachable!("handled above"),
+            (CampaignCommand::Change { .. }, Completed) => return Err(self.wrong("change")),
+            (CampaignCommand::Change { settings }, _) => {
+                let settings = settings.validated()?;
+                if self.settings.as_ref() == Some(&settings) {
+                    return Ok(vec![]);
+                }
+                CampaignEvent::CampaignSettingsChanged { settings }
+            }
             (CampaignCommand::AddLeads { count: 0 }, _) => return Err(CampaignError::NoCount),
             (CampaignCommand::AddLeads { .. }, Completed) => return Err(self.wrong("take leads")),
             (CampaignCommand::AddLeads { count }, _) => CampaignEvent::LeadsAdded { count },
@@ -160,15 +336,12 @@ impl Aggregate for Campaign {
 
     fn apply(&mut self, event: &CampaignEvent) {
         match event {
-            CampaignEvent::CampaignCreated {
-                name,
-                agent_id,
-                time_zone,
-            } => {
+            CampaignEvent::CampaignCreated { settings } => {
                 self.exists = true;
-                self.name = name.clone();
-                self.agent_id = Some(agent_id.clone());
-                self.time_zone = Some(time_zone.clone());
+                self.settings = Some(settings.clone());
+            }
+            CampaignEvent::CampaignSettingsChanged { settings } => {
+                self.settings = Some(settings.clone());
             }
             CampaignEvent::LeadsAdded { count } => self.lead_count += u64::from(*count),
             CampaignEvent::CampaignStarted | CampaignEvent::CampaignResumed => {
@@ -186,12 +359,47 @@ mod tests {
     use super::*;
     use crate::domain::testing::{given, when};
 
+    fn settings() -> CampaignSettings {
+        serde_json::from_value(serde_json::json!({
+            "name": "Spring open house",
+            "agent_id": AgentId::new(),
+            "time_zone": "Europe/London",
+        }))
+        .unwrap()
+    }
+
     fn created() -> CampaignEvent {
         CampaignEvent::CampaignCreated {
-            name: "Spring open house".into(),
-            agent_id: AgentId::new(),
-            time_zone: TimeZone::parse("Europe/London").unwrap(),
+            settings: settings(),
         }
+    }
+
+    #[test]
+    fn settings_default_as_the_product_promises_and_validate_by_field() {
+        let s = settings();
+        assert_eq!(s.calling_window.start.to_string(), "10:00:00");
+        assert_eq!(s.calling_window.end.to_string(), "19:00:00");
+        assert_eq!(s.calling_window.days.len(), 6);
+        assert_eq!(s.max_concurrent_calls, 10);
+        assert_eq!(
+            (
+                s.retry.no_answer_after_minutes,
+                s.retry.busy_after_minutes,
+                s.retry.max_attempts
+            ),
+            (120, 240, 3)
+        );
+        let mut bad = settings();
+        bad.calling_window.end = bad.calling_window.start;
+        assert_eq!(bad.validated().unwrap_err().field, "calling_window.end");
+        let mut bad = settings();
+        bad.max_concurrent_calls = 0;
+        assert_eq!(bad.validated().unwrap_err().field, "max_concurrent_calls");
+        let mut bad = settings();
+        bad.voicemail = Voicemail::LeaveMessage {
+            message: " ".into(),
+        };
+        assert_eq!(bad.validated().unwrap_err().field, "voicemail.message");
     }
 
     #[test]

@@ -88,6 +88,18 @@ id_type!(
 );
 id_type!(CampaignId, "campaign");
 id_type!(LeadId, "lead");
+
+impl LeadId {
+    /// The id of the lead with `phone` in `campaign`: one lead per number per campaign,
+    /// so importing the same list twice imports nobody twice.
+    pub fn for_campaign_phone(campaign: &CampaignId, phone: &str) -> Self {
+        const NAMESPACE: Uuid = Uuid::from_u128(0x7c4e_19a2_5b3d_4f6e_8a1c_2d9b_0e3f_5a6b);
+        LeadId(Uuid::new_v5(
+            &NAMESPACE,
+            format!("{}:{phone}", campaign.0).as_bytes(),
+        ))
+    }
+}
 id_type!(CallId, "call");
 
 impl CallId {

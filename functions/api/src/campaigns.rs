@@ -1,0 +1,312 @@
+//! Campaigns: their settings, their life (start, pause, resume) and their leads,
+//! imported from CSV or JSON with per-row errors while the good rows go in.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use parley_shared::aggregate::{CommandError, Context, execute, load_any};
+use parley_shared::domain::campaign::{Campaign, CampaignCommand, CampaignError, CampaignSettings};
+use parley_shared::domain::lead::{Lead, LeadCommand, LeadError};
+use parley_shared::domain::{CampaignId, LeadId, TenantId};
+use parley_shared::leadimport::{self, ImportError, Limits};
+use parley_shared::readmodel::{Index, IndexEntry, Query as ViewQuery, View, project};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::auth::Caller;
+use crate::body::{JsonBody, parse};
+use crate::error::{ApiError, RuleError};
+use crate::tenants::active;
+use crate::{AppState, Page, PageParams, run};
+
+/// The most the leads route reads of a body: above the importer's own limit, so that
+/// the importer answers with its limit named.
+pub const MAX_UPLOAD_BYTES: usize = 16 * 1024 * 1024;
+
+impl RuleError for CampaignError {
+    fn to_api(&self) -> ApiError {
+        match self {
+            CampaignError::Invalid(e) => e.clone().into(),
+            CampaignError::NotFound => ApiError::not_found("campaign"),
+            CampaignError::NoLeads => {
+                ApiError::new(StatusCode::CONFLICT, "no_leads", self.to_string())
+            }
+            other => ApiError::conflict(other.to_string()),
+        }
+    }
+}
+
+impl RuleError for LeadError {}
+
+fn repr(id: &CampaignId, tenant: &TenantId, campaign: &Campaign) -> Value {
+    let mut body = campaign
+        .settings
+        .as_ref()
+        .and_then(|s| serde_json::to_value(s).ok())
+        .unwrap_or_else(|| json!({}));
+    body["id"] = json!(id);
+    body["tenant_id"] = json!(tenant);
+    body["status"] = json!(campaign.status);
+    body["lead_count"] = json!(campaign.lead_count);
+    body
+}
+
+async fn save_view(
+    state: &AppState,
+    id: &CampaignId,
+    tenant: &TenantId,
+    campaign: &Campaign,
+    version: u64,
+) -> Result<(), ApiError> {
+    let view = View::new("campaigns", id.to_string(), repr(id, tenant, campaign))
+        .with_index1(IndexEntry::new(
+            format!("campaigns#{tenant}"),
+            id.to_string(),
+        ))
+        .with_index2(IndexEntry::new("campaigns", format!("{tenant}#{id}")));
+    Ok(project(&*state.ports.views, view, version).await?)
+}
+
+/// A campaign the caller may see, with its tenant.
+async fn visible(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+) -> Result<(CampaignId, TenantId, Campaign), ApiError> {
+    let id = CampaignId::parse(id).map_err(|_| ApiError::not_found("campaign"))?;
+    let loaded = load_any::<Campaign>(&*state.ports.events, &id.stream()).await?;
+    let tenant = loaded
+        .tenant_id
+        .as_deref()
+        .and_then(|t| TenantId::parse(t).ok());
+    match tenant {
+        Some(tenant) if caller.can_read(&tenant) && loaded.state.exists => {
+            Ok((id, tenant, loaded.state))
+        }
+        _ => Err(ApiError::not_found("campaign")),
+    }
+}
+
+/// The settings' agent must be one of the tenant's own.
+async fn check_agent(
+    state: &AppState,
+    caller: &Caller,
+    settings: &CampaignSettings,
+) -> Result<(), ApiError> {
+    crate::agents::visible(state, caller, &settings.agent_id.to_string())
+        .await
+        .map(|_| ())
+        .map_err(|_| ApiError::invalid("agent_id", "no such agent"))
+}
+
+async fn command(
+    state: &AppState,
+    id: &CampaignId,
+    tenant: &TenantId,
+    command: CampaignCommand,
+) -> Result<Json<Value>, ApiError> {
+    let done = run::<Campaign>(state, &id.stream(), tenant, command).await?;
+    save_view(state, id, tenant, &done.state, done.version).await?;
+    Ok(Json(repr(id, tenant, &done.state)))
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(settings): JsonBody<CampaignSettings>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let tenant = caller.tenant()?.clone();
+    active(&state, &tenant).await?;
+    check_agent(&state, &caller, &settings).await?;
+    let id = CampaignId::new();
+    let Json(body) = command(&state, &id, &tenant, CampaignCommand::Create { settings }).await?;
+    Ok((StatusCode::CREATED, Json(body)))
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(page): Query<PageParams>,
+) -> Result<Json<Page>, ApiError> {
+    let query = match &caller {
+        Caller::Tenant(tenant) => ViewQuery::new(Index::First, format!("campaigns#{tenant}")),
+        Caller::Admin => ViewQuery::new(Index::Second, "campaigns"),
+    };
+    Ok(Json(Page::from(
+        state.ports.views.query(&page.query(query)?).await?,
+    )))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let (id, tenant, campaign) = visible(&state, &caller, &id).await?;
+    Ok(Json(repr(&id, &tenant, &campaign)))
+}
+
+/// A JSON merge patch of the campaign's settings.
+pub async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonBody(patch): JsonBody<Value>,
+) -> Result<Json<Value>, ApiError> {
+    let tenant = caller.tenant()?.clone();
+    let (id, _, campaign) = visible(&state, &caller, &id).await?;
+    let current = campaign
+        .settings
+        .as_ref()
+        .ok_or_else(|| ApiError::not_found("campaign"))?;
+    let mut settings =
+        serde_json::to_value(current).map_err(|e| ApiError::invalid("body", e.to_string()))?;
+    crate::agents::merge(&mut settings, &patch);
+    let settings: CampaignSettings = parse(settings.to_string().as_bytes())?;
+    check_agent(&state, &caller, &settings).await?;
+    command(&state, &id, &tenant, CampaignCommand::Change { settings }).await
+}
+
+async fn transition(
+    state: AppState,
+    caller: Caller,
+    id: String,
+    to: CampaignCommand,
+) -> Result<Json<Value>, ApiError> {
+    let tenant = caller.tenant()?.clone();
+    let (id, _, _) = visible(&state, &caller, &id).await?;
+    command(&state, &id, &tenant, to).await
+}
+
+pub async fn start(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    transition(state, caller, id, CampaignCommand::Start).await
+}
+
+pub async fn pause(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    transition(state, caller, id, CampaignCommand::Pause).await
+}
+
+pub async fn resume(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    transition(state, caller, id, CampaignCommand::Resume).await
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ImportParams {
+    /// ISO country for numbers written without `+` and a country code (`US`, `GB`).
+    default_region: Option<String>,
+}
+
+/// `POST /v1/campaigns/{id}/leads`: CSV (`text/csv`) or JSON. Good rows are imported;
+/// bad rows come back with their row, column and reason; numbers already in the
+/// campaign (in this upload or an earlier one) are reported, not imported twice.
+pub async fn import_leads(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(params): Query<ImportParams>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let tenant = caller.tenant()?.clone();
+    active(&state, &tenant).await?;
+    let (campaign_id, _, campaign) = visible(&state, &caller, &id).await?;
+    if campaign.status == parley_shared::domain::campaign::CampaignStatus::Completed {
+        return Err(ApiError::conflict("a completed campaign takes no leads"));
+    }
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let limits = Limits::default();
+    let region = params.default_region.as_deref();
+    let parsed = if content_type.starts_with("application/json") {
+        leadimport::parse_json(&body, region, &limits)
+    } else if content_type.starts_with("text/csv") || content_type.is_empty() {
+        leadimport::parse_csv(&body, region, &limits)
+    } else {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported",
+            "send text/csv or application/json",
+        ));
+    }
+    .map_err(import_error)?;
+
+    let mut imported = 0u32;
+    let mut duplicates: Vec<Value> = parsed.duplicates.iter().map(|d| json!(d)).collect();
+    for lead in parsed.leads {
+        let lead_id = LeadId::for_campaign_phone(&campaign_id, lead.phone.as_str());
+        let create = LeadCommand::Create {
+            campaign_id: Some(campaign_id.clone()),
+            phone: lead.phone.clone(),
+            name: lead.name,
+            time_zone: lead.time_zone,
+            fields: lead.fields,
+        };
+        let ctx = Context {
+            tenant_id: tenant.to_string(),
+            correlation_id: campaign_id.to_string(),
+            idempotency_key: None,
+        };
+        match execute::<Lead>(
+            &*state.ports.events,
+            &*state.ports.clock,
+            &lead_id.stream(),
+            &ctx,
+            create,
+        )
+        .await
+        {
+            Ok(_) => imported += 1,
+            Err(CommandError::Rejected(LeadError::AlreadyExists)) => {
+                // Already in the campaign from an earlier upload.
+                duplicates.push(json!({"row": lead.row, "phone": lead.phone, "first_row": null}));
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        }
+        if lead.do_not_call {
+            let dnc = LeadCommand::MarkDoNotCall {
+                reason: "marked in the import".into(),
+            };
+            run::<Lead>(&state, &lead_id.stream(), &tenant, dnc).await?;
+        }
+    }
+    if imported > 0 {
+        let _ = command(
+            &state,
+            &campaign_id,
+            &tenant,
+            CampaignCommand::AddLeads { count: imported },
+        )
+        .await?;
+    }
+    tracing::info!(tenant_id = %tenant, campaign_id = %campaign_id, imported, "leads imported");
+    Ok(Json(json!({
+        "imported": imported,
+        "duplicates": duplicates,
+        "errors": parsed.errors,
+    })))
+}
+
+fn import_error(e: ImportError) -> ApiError {
+    match e {
+        ImportError::TooLarge { .. } | ImportError::TooManyRows { .. } => {
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", e.to_string())
+        }
+        other => ApiError::invalid("body", other.to_string()),
+    }
+}
