@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use parley_shared::aggregate::{CommandError, Context, execute, load_any};
 use parley_shared::domain::campaign::{Campaign, CampaignCommand, CampaignError, CampaignSettings};
 use parley_shared::domain::lead::{Lead, LeadCommand, LeadError};
-use parley_shared::domain::{CampaignId, LeadId, TenantId};
+use parley_shared::domain::{CampaignId, LeadId, PhoneNumber, TenantId};
 use parley_shared::leadimport::{self, ImportError, Limits};
 use parley_shared::readmodel::{Index, IndexEntry, Query as ViewQuery, View, project};
 use serde::Deserialize;
@@ -232,6 +232,16 @@ pub async fn import_leads(
         .unwrap_or("");
     let limits = Limits::default();
     let region = params.default_region.as_deref();
+    if let Some(code) = region {
+        // Checked once here: a bad region would otherwise fail every row.
+        let known = PhoneNumber::normalise("+14155550132", Some(code)).is_ok();
+        if !known {
+            return Err(ApiError::invalid(
+                "default_region",
+                "must be a country code such as US or GB",
+            ));
+        }
+    }
     let parsed = if content_type.starts_with("application/json") {
         leadimport::parse_json(&body, region, &limits)
     } else if content_type.starts_with("text/csv") || content_type.is_empty() {
@@ -247,8 +257,12 @@ pub async fn import_leads(
 
     let mut imported = 0u32;
     let mut duplicates: Vec<Value> = parsed.duplicates.iter().map(|d| json!(d)).collect();
-    for lead in parsed.leads {
+    for mut lead in parsed.leads {
         let lead_id = LeadId::for_campaign_phone(&campaign_id, lead.phone.as_str());
+        // The lead's email travels with its other fields (greetings, confirmations).
+        if let Some(email) = lead.email.take() {
+            lead.fields.insert("email".into(), email);
+        }
         let create = LeadCommand::Create {
             campaign_id: Some(campaign_id.clone()),
             phone: lead.phone.clone(),

@@ -83,6 +83,23 @@ async fn a_campaign_starts_only_with_leads_and_then_pauses_and_resumes() {
     assert_eq!(report["duplicates"].as_array().unwrap().len(), 1);
     assert_eq!(report["duplicates"][0]["row"], 3);
 
+    // The lead keeps its columns, email included, under its own stream.
+    let campaign_id = parley_shared::domain::CampaignId::parse(&id).unwrap();
+    let lead = parley_shared::domain::LeadId::for_campaign_phone(&campaign_id, "+442071838750");
+    let lead = parley_shared::aggregate::load_any::<parley_shared::domain::lead::Lead>(
+        &*api.ports.events,
+        &lead.stream(),
+    )
+    .await
+    .unwrap()
+    .state;
+    assert_eq!(lead.name.as_deref(), Some("Tom & \"Jerry\""));
+    assert_eq!(
+        lead.fields.get("email").map(String::as_str),
+        Some("tom@example.com")
+    );
+    assert_eq!(lead.fields.get("budget").map(String::as_str), Some("500k"));
+
     // The same list again imports nobody twice.
     let (_, again) = upload(&api, &key, &id, "text/csv", CSV).await;
     assert_eq!(again["imported"], 0);
@@ -245,6 +262,13 @@ async fn bad_uploads_are_refused_whole_with_the_reason() {
             || reply["error"]["message"].as_str().unwrap().contains("MiB"),
         "{reply}"
     );
+    let request = Request::post(format!("/v1/campaigns/{id}/leads?default_region=Narnia"))
+        .header("authorization", format!("Bearer {key}"))
+        .header("content-type", "text/csv")
+        .body(Body::from(CSV))
+        .unwrap();
+    let response = api.app.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let (status, _) = upload(&api, &key, &id, "application/xml", "<leads/>").await;
     assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     let (_, read) = api
