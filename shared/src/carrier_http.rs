@@ -300,3 +300,41 @@ pub(crate) fn chain(e: &dyn std::error::Error) -> String {
     }
     out
 }
+
+/// The most characters of a carrier's error body quoted in an error message.
+pub(crate) const MAX_MESSAGE_CHARS: usize = 300;
+
+/// The start of a response body as one line of text, for error messages.
+pub(crate) fn snippet(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let mut out: String = text
+        .trim()
+        .chars()
+        .take(MAX_MESSAGE_CHARS)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if text.trim().chars().count() > MAX_MESSAGE_CHARS {
+        out.push('…');
+    }
+    out
+}
+
+/// An absolute http(s) URL with no credentials, query or fragment of its own; the
+/// reason otherwise.
+pub(crate) fn check_base_url(base_url: &str) -> Result<(), String> {
+    let url =
+        reqwest::Url::parse(base_url).map_err(|e| format!("the base URL is not a URL: {e}"))?;
+    // Checked before the URL is ever shown, so credentials in it are never echoed.
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("the base URL must not carry credentials (they belong in Credentials)".into());
+    }
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("the base URL {base_url:?} is not http or https"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(format!(
+            "the base URL {base_url:?} must not have a query or fragment"
+        ));
+    }
+    Ok(())
+}

@@ -7,14 +7,14 @@ use axum::http::StatusCode;
 use parley_shared::aggregate::load_any;
 use parley_shared::domain::agent::{Agent, AgentCommand, AgentSettings};
 use parley_shared::domain::{AgentId, TenantId};
-use parley_shared::readmodel::{Index, IndexEntry, Query as ViewQuery, View, project};
+use parley_shared::readmodel::project;
 use serde_json::{Value, json};
 
 use crate::auth::Caller;
 use crate::body::{JsonBody, parse};
 use crate::error::ApiError;
 use crate::tenants::active;
-use crate::{AppState, Page, PageParams, run};
+use crate::{AppState, Page, PageParams, list_owned, owned_view, run};
 
 fn repr(id: &AgentId, tenant: &TenantId, settings: &AgentSettings) -> Value {
     let mut body = serde_json::to_value(settings).unwrap_or_else(|_| json!({}));
@@ -33,9 +33,12 @@ async fn save_view(
     let views = &*state.ports.views;
     match agent.settings.as_ref().filter(|_| !agent.deleted) {
         Some(settings) => {
-            let view = View::new("agents", id.to_string(), repr(id, tenant, settings))
-                .with_index1(IndexEntry::new(format!("agents#{tenant}"), id.to_string()))
-                .with_index2(IndexEntry::new("agents", format!("{tenant}#{id}")));
+            let view = owned_view(
+                "agents",
+                &id.to_string(),
+                tenant,
+                repr(id, tenant, settings),
+            );
             Ok(project(views, view, version).await?)
         }
         None => Ok(views.delete("agents", &id.to_string()).await?),
@@ -93,13 +96,7 @@ pub async fn list(
     caller: Caller,
     Query(page): Query<PageParams>,
 ) -> Result<Json<Page>, ApiError> {
-    let query = match &caller {
-        Caller::Tenant(tenant) => ViewQuery::new(Index::First, format!("agents#{tenant}")),
-        Caller::Admin => ViewQuery::new(Index::Second, "agents"),
-    };
-    Ok(Json(Page::from(
-        state.ports.views.query(&page.query(query)?).await?,
-    )))
+    list_owned(&state, &caller, "agents", page).await
 }
 
 pub async fn get(

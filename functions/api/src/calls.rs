@@ -94,7 +94,7 @@ async fn caller_id(
             )),
         };
     }
-    let mut query = ViewQuery::new(Index::First, format!("phone_numbers#{tenant}"));
+    let mut query = crate::owned_by("phone_numbers", tenant);
     query.limit = 200;
     let page = state.ports.views.query(&query).await?;
     page.views

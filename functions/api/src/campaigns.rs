@@ -10,7 +10,7 @@ use parley_shared::domain::campaign::{Campaign, CampaignCommand, CampaignError, 
 use parley_shared::domain::lead::{Lead, LeadCommand, LeadError};
 use parley_shared::domain::{CampaignId, LeadId, PhoneNumber, TenantId};
 use parley_shared::leadimport::{self, ImportError, Limits};
-use parley_shared::readmodel::{Index, IndexEntry, Query as ViewQuery, View, project};
+use parley_shared::readmodel::project;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -18,7 +18,7 @@ use crate::auth::Caller;
 use crate::body::{JsonBody, parse};
 use crate::error::{ApiError, RuleError};
 use crate::tenants::active;
-use crate::{AppState, Page, PageParams, run};
+use crate::{AppState, Page, PageParams, list_owned, owned_view, run};
 
 /// The most the leads route reads of a body: above the importer's own limit, so that
 /// the importer answers with its limit named.
@@ -59,12 +59,12 @@ async fn save_view(
     campaign: &Campaign,
     version: u64,
 ) -> Result<(), ApiError> {
-    let view = View::new("campaigns", id.to_string(), repr(id, tenant, campaign))
-        .with_index1(IndexEntry::new(
-            format!("campaigns#{tenant}"),
-            id.to_string(),
-        ))
-        .with_index2(IndexEntry::new("campaigns", format!("{tenant}#{id}")));
+    let view = owned_view(
+        "campaigns",
+        &id.to_string(),
+        tenant,
+        repr(id, tenant, campaign),
+    );
     Ok(project(&*state.ports.views, view, version).await?)
 }
 
@@ -129,13 +129,7 @@ pub async fn list(
     caller: Caller,
     Query(page): Query<PageParams>,
 ) -> Result<Json<Page>, ApiError> {
-    let query = match &caller {
-        Caller::Tenant(tenant) => ViewQuery::new(Index::First, format!("campaigns#{tenant}")),
-        Caller::Admin => ViewQuery::new(Index::Second, "campaigns"),
-    };
-    Ok(Json(Page::from(
-        state.ports.views.query(&page.query(query)?).await?,
-    )))
+    list_owned(&state, &caller, "campaigns", page).await
 }
 
 pub async fn get(

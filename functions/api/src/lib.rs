@@ -24,11 +24,12 @@ use parley_shared::config::Config;
 use parley_shared::domain::TenantId;
 use parley_shared::event::StreamId;
 use parley_shared::exotel::rest::ExotelClient;
-use parley_shared::readmodel::{self, Query};
+use parley_shared::readmodel::{self, Index, IndexEntry, Query, View};
 use parley_shared::twilio::rest::TwilioClient;
 use serde::{Deserialize, Serialize};
 
 pub use auth::AdminKey;
+use auth::Caller;
 use error::{ApiError, RuleError};
 
 /// What every handler of the API can reach.
@@ -152,6 +153,41 @@ where
         command,
     )
     .await?)
+}
+
+/// A view of something a tenant owns (`key` in `collection`): listed per tenant on index
+/// 1, sorted by `key`, and across tenants, for the admin, on index 2.
+pub(crate) fn owned_view(
+    collection: &str,
+    key: &str,
+    tenant: &TenantId,
+    body: serde_json::Value,
+) -> View {
+    View::new(collection, key, body)
+        .with_index1(IndexEntry::new(format!("{collection}#{tenant}"), key))
+        .with_index2(IndexEntry::new(collection, format!("{tenant}#{key}")))
+}
+
+/// The query over [`owned_view`]s of `tenant`.
+pub(crate) fn owned_by(collection: &str, tenant: &TenantId) -> Query {
+    Query::new(Index::First, format!("{collection}#{tenant}"))
+}
+
+/// A page of `collection`'s owned views: the caller's own, or every tenant's for the
+/// admin.
+pub(crate) async fn list_owned(
+    state: &AppState,
+    caller: &Caller,
+    collection: &str,
+    page: PageParams,
+) -> Result<Json<Page>, ApiError> {
+    let query = match caller {
+        Caller::Tenant(tenant) => owned_by(collection, tenant),
+        Caller::Admin => Query::new(Index::Second, collection),
+    };
+    Ok(Json(Page::from(
+        state.ports.views.query(&page.query(query)?).await?,
+    )))
 }
 
 /// `?limit=&cursor=` on list routes.

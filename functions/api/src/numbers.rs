@@ -7,7 +7,7 @@ use parley_shared::aggregate::{Context, execute_unscoped};
 use parley_shared::domain::call::Carrier;
 use parley_shared::domain::number::{self, Number, NumberCommand};
 use parley_shared::domain::{AgentId, PhoneNumber, TenantId};
-use parley_shared::readmodel::{Index, IndexEntry, Query as ViewQuery, View, project};
+use parley_shared::readmodel::project;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -15,7 +15,7 @@ use crate::auth::Caller;
 use crate::body::JsonBody;
 use crate::error::ApiError;
 use crate::tenants::active;
-use crate::{AppState, Page, PageParams};
+use crate::{AppState, Page, PageParams, list_owned, owned_view};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -75,15 +75,7 @@ async fn command(
     let views = &*state.ports.views;
     match &done.state.owner {
         Some(owner) => {
-            let view = View::new("phone_numbers", &view_key, repr(number, &done.state))
-                .with_index1(IndexEntry::new(
-                    format!("phone_numbers#{owner}"),
-                    number.as_str(),
-                ))
-                .with_index2(IndexEntry::new(
-                    "phone_numbers",
-                    format!("{owner}#{}", number.as_str()),
-                ));
+            let view = owned_view("phone_numbers", &view_key, owner, repr(number, &done.state));
             project(views, view, done.version).await?;
         }
         None => views.delete("phone_numbers", &view_key).await?,
@@ -115,13 +107,7 @@ pub async fn list(
     caller: Caller,
     Query(page): Query<PageParams>,
 ) -> Result<Json<Page>, ApiError> {
-    let query = match &caller {
-        Caller::Tenant(tenant) => ViewQuery::new(Index::First, format!("phone_numbers#{tenant}")),
-        Caller::Admin => ViewQuery::new(Index::Second, "phone_numbers"),
-    };
-    Ok(Json(Page::from(
-        state.ports.views.query(&page.query(query)?).await?,
-    )))
+    list_owned(&state, &caller, "phone_numbers", page).await
 }
 
 pub async fn get(

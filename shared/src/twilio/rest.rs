@@ -25,11 +25,11 @@ use serde::Deserialize;
 
 pub use crate::carrier_http::RetryPolicy;
 
-use crate::carrier_http::{self, FormPost, Outcome, chain, is_retryable_status};
+use crate::carrier_http::{self, FormPost, Outcome, chain, is_retryable_status, snippet};
 use crate::secrets::SecretString;
 // For the tests below, which check the shared Retry-After reading through this module.
 #[cfg(test)]
-use crate::carrier_http::parse_retry_after;
+use crate::carrier_http::{MAX_MESSAGE_CHARS, parse_retry_after};
 #[cfg(test)]
 use chrono::{DateTime, Utc};
 
@@ -55,8 +55,6 @@ pub const ERROR_GEO_PERMISSIONS: u32 = 21215;
 /// The method we ask Twilio to use for every callback: our webhooks take signed form
 /// posts only.
 const CALLBACK_METHOD: &str = "POST";
-/// How much of a non-JSON error body an error message keeps.
-const MAX_MESSAGE_CHARS: usize = 300;
 /// The longest SID we accept (Twilio's are 34 characters).
 const MAX_SID_CHARS: usize = 64;
 
@@ -410,21 +408,6 @@ fn api_error(status: StatusCode, body: &[u8]) -> TwilioError {
     }
 }
 
-/// The start of a body as one line of printable text.
-fn snippet(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
-    let mut out: String = text
-        .trim()
-        .chars()
-        .take(MAX_MESSAGE_CHARS)
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    if text.trim().chars().count() > MAX_MESSAGE_CHARS {
-        out.push('…');
-    }
-    out
-}
-
 fn invalid(detail: impl Into<String>) -> TwilioError {
     TwilioError::Invalid {
         detail: detail.into(),
@@ -445,27 +428,8 @@ fn check_sid(field: &str, sid: &str) -> Result<(), TwilioError> {
     Ok(())
 }
 
-/// An absolute http(s) URL with no credentials, query or fragment of its own.
 fn check_base_url(base_url: &str) -> Result<(), TwilioError> {
-    let url = reqwest::Url::parse(base_url)
-        .map_err(|e| invalid(format!("the base URL is not a URL: {e}")))?;
-    // Checked before the URL is ever shown, so credentials in it are never echoed.
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(invalid(
-            "the base URL must not carry credentials (they belong in Credentials)",
-        ));
-    }
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(invalid(format!(
-            "the base URL {base_url:?} is not http or https"
-        )));
-    }
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err(invalid(format!(
-            "the base URL {base_url:?} must not have a query or fragment"
-        )));
-    }
-    Ok(())
+    carrier_http::check_base_url(base_url).map_err(invalid)
 }
 
 #[cfg(test)]
