@@ -4,21 +4,21 @@
 //! seeded by [`seed`] with the fixed ids the README lists, exactly as `cargo lambda
 //! invoke` would have the function answer it.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use lambda_http::RequestExt;
 use lambda_http::request::RequestContext;
-use parley_shared::aggregate::{Context, execute, execute_unscoped, load_any};
+use parley_shared::aggregate::{Context, execute, load_any};
 use parley_shared::backend::Ports;
 use parley_shared::clock::SystemClock;
 use parley_shared::config::Config;
-use parley_shared::domain::agent::{Agent, AgentCommand, AgentSettings, AgentStatus};
+use parley_shared::domain::agent::AgentStatus;
 use parley_shared::domain::call::{AnsweredBy, Call, CallCommand, CallStatus, Carrier, Direction};
-use parley_shared::domain::number::{self, Number, NumberCommand};
-use parley_shared::domain::tenant::{Tenant, TenantCommand};
-use parley_shared::domain::{AgentId, CallId, PhoneNumber, TenantId, TimeZone};
+use parley_shared::domain::{AgentId, CallId, PhoneNumber, TenantId};
 use parley_shared::embedded::Embedded;
 use parley_shared::exotel;
 use parley_shared::secrets::SecretString;
@@ -109,41 +109,13 @@ fn ctx(tenant: &TenantId, correlation: &str) -> Context {
 pub async fn seed(ports: &Ports) {
     let (events, clock) = (&*ports.events, &*ports.clock);
     let tenant = TenantId::parse(TENANT_ID).unwrap();
-    let setup = ctx(&tenant, "seed");
-    let create = TenantCommand::Create {
-        name: "Acme Realty".into(),
-        time_zone: TimeZone::parse("UTC").unwrap(),
-    };
-    execute::<Tenant>(events, clock, &tenant.stream(), &setup, create)
-        .await
-        .unwrap();
+    let _setup = ctx(&tenant, "seed");
     let agent = AgentId::parse(AGENT_ID).unwrap();
-    let mut settings = AgentSettings::named("Riley");
-    settings.status = AgentStatus::Active;
-    execute::<Agent>(
-        events,
-        clock,
-        &agent.stream(),
-        &setup,
-        AgentCommand::Create { settings },
-    )
-    .await
-    .unwrap();
-    for (number, carrier) in [
+    let numbers = [
         (TWILIO_NUMBER, Carrier::Twilio),
         (EXOTEL_NUMBER, Carrier::Exotel),
-    ] {
-        let number = PhoneNumber::parse(number).unwrap();
-        let assign = NumberCommand::Assign {
-            number: number.clone(),
-            tenant_id: tenant.clone(),
-            agent_id: agent.clone(),
-            carrier,
-        };
-        execute_unscoped::<Number>(events, clock, &number::stream(&number), &setup, assign)
-            .await
-            .unwrap();
-    }
+    ];
+    common::routed_tenant(ports, &tenant, &agent, AgentStatus::Active, &numbers).await;
     ports
         .secrets
         .put(

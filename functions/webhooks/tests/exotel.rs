@@ -3,21 +3,23 @@
 //! call in the query string; each on a URL that carries the tenant's webhook secret,
 //! redelivered and reordered.
 
+mod common;
+
+use common::ctx;
+
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use parley_shared::aggregate::{Context, execute, execute_unscoped, load_any};
+use parley_shared::aggregate::{execute, load_any};
 use parley_shared::backend::Ports;
 use parley_shared::clock::SystemClock;
 use parley_shared::config::Config;
-use parley_shared::domain::agent::{Agent, AgentCommand, AgentSettings, AgentStatus};
+use parley_shared::domain::agent::AgentStatus;
 use parley_shared::domain::call::{Call, CallCommand, CallStatus, Carrier, Direction};
 use parley_shared::domain::lead::{Lead, LeadCommand};
-use parley_shared::domain::number::{self, Number, NumberCommand};
-use parley_shared::domain::tenant::{Tenant, TenantCommand};
-use parley_shared::domain::{AgentId, CallId, LeadId, PhoneNumber, TenantId, TimeZone};
+use parley_shared::domain::{AgentId, CallId, LeadId, PhoneNumber, TenantId};
 use parley_shared::embedded::Embedded;
 use parley_shared::exotel;
 use parley_shared::secrets::SecretString;
@@ -49,53 +51,10 @@ struct World {
     _dir: tempfile::TempDir,
 }
 
-fn ctx(tenant: &TenantId) -> Context {
-    Context {
-        tenant_id: tenant.to_string(),
-        correlation_id: "setup".into(),
-        idempotency_key: None,
-    }
-}
-
 /// A tenant with an agent in `status`, `number` routed to it, and a webhook secret.
 async fn tenancy(ports: &Ports, number: &str, status: AgentStatus) -> Tenancy {
-    let (events, clock) = (&*ports.events, &*ports.clock);
-    let tenant = TenantId::new();
-    let create = TenantCommand::Create {
-        name: "Acme".into(),
-        time_zone: TimeZone::parse("Asia/Kolkata").unwrap(),
-    };
-    execute::<Tenant>(events, clock, &tenant.stream(), &ctx(&tenant), create)
-        .await
-        .unwrap();
-    let agent = AgentId::new();
-    let mut settings = AgentSettings::named("Riley");
-    settings.status = status;
-    execute::<Agent>(
-        events,
-        clock,
-        &agent.stream(),
-        &ctx(&tenant),
-        AgentCommand::Create { settings },
-    )
-    .await
-    .unwrap();
-    let number = PhoneNumber::parse(number).unwrap();
-    let assign = NumberCommand::Assign {
-        number: number.clone(),
-        tenant_id: tenant.clone(),
-        agent_id: agent.clone(),
-        carrier: Carrier::Exotel,
-    };
-    execute_unscoped::<Number>(
-        events,
-        clock,
-        &number::stream(&number),
-        &ctx(&tenant),
-        assign,
-    )
-    .await
-    .unwrap();
+    let (tenant, agent) = (TenantId::new(), AgentId::new());
+    common::routed_tenant(ports, &tenant, &agent, status, &[(number, Carrier::Exotel)]).await;
     let secret = exotel::new_webhook_secret();
     ports
         .secrets

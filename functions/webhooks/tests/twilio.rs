@@ -1,21 +1,23 @@
 //! Twilio's webhooks as Twilio sends them: form bodies signed with the tenant's auth
 //! token over the public URL (behind an API Gateway stage), redelivered and reordered.
 
+mod common;
+
+use common::ctx;
+
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use parley_shared::aggregate::{Context, execute, execute_unscoped, load_any};
+use parley_shared::aggregate::{execute, load_any};
 use parley_shared::backend::Ports;
 use parley_shared::clock::SystemClock;
 use parley_shared::config::Config;
-use parley_shared::domain::agent::{Agent, AgentCommand, AgentSettings, AgentStatus};
+use parley_shared::domain::agent::AgentStatus;
 use parley_shared::domain::call::{Call, CallCommand, CallStatus, Carrier, Direction};
 use parley_shared::domain::lead::{Lead, LeadCommand};
-use parley_shared::domain::number::{self, Number, NumberCommand};
-use parley_shared::domain::tenant::{Tenant, TenantCommand};
-use parley_shared::domain::{AgentId, CallId, LeadId, PhoneNumber, TenantId, TimeZone};
+use parley_shared::domain::{AgentId, CallId, LeadId, PhoneNumber, TenantId};
 use parley_shared::embedded::Embedded;
 use parley_shared::secrets::SecretString;
 use parley_shared::streamtoken;
@@ -37,14 +39,6 @@ struct World {
     _dir: tempfile::TempDir,
 }
 
-fn ctx(tenant: &TenantId) -> Context {
-    Context {
-        tenant_id: tenant.to_string(),
-        correlation_id: "setup".into(),
-        idempotency_key: None,
-    }
-}
-
 impl World {
     async fn new(status: AgentStatus) -> Self {
         let dir = tempfile::tempdir().unwrap();
@@ -60,43 +54,15 @@ impl World {
         let state = WebhookState::new(ports.clone(), &config, true)
             .await
             .unwrap();
-        let (events, clock) = (&*ports.events, &*ports.clock);
-        let tenant = TenantId::new();
-        let create = TenantCommand::Create {
-            name: "Acme".into(),
-            time_zone: TimeZone::parse("UTC").unwrap(),
-        };
-        execute::<Tenant>(events, clock, &tenant.stream(), &ctx(&tenant), create)
-            .await
-            .unwrap();
-        let agent = AgentId::new();
-        let mut settings = AgentSettings::named("Riley");
-        settings.status = status;
-        execute::<Agent>(
-            events,
-            clock,
-            &agent.stream(),
-            &ctx(&tenant),
-            AgentCommand::Create { settings },
+        let (tenant, agent) = (TenantId::new(), AgentId::new());
+        common::routed_tenant(
+            &ports,
+            &tenant,
+            &agent,
+            status,
+            &[(NUMBER, Carrier::Twilio)],
         )
-        .await
-        .unwrap();
-        let number = PhoneNumber::parse(NUMBER).unwrap();
-        let assign = NumberCommand::Assign {
-            number: number.clone(),
-            tenant_id: tenant.clone(),
-            agent_id: agent.clone(),
-            carrier: Carrier::Twilio,
-        };
-        execute_unscoped::<Number>(
-            events,
-            clock,
-            &number::stream(&number),
-            &ctx(&tenant),
-            assign,
-        )
-        .await
-        .unwrap();
+        .await;
         ports
             .secrets
             .put(
