@@ -10,16 +10,11 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, SecondsFormat, Utc};
-use parley_shared::aggregate::load_any;
 use parley_shared::domain::agent::{Agent, AgentStatus};
-use parley_shared::domain::call::{Call, CallCommand, CallError, CallStatus, Carrier, Direction};
-use parley_shared::domain::number::{self, Number};
-use parley_shared::domain::{AgentId, CallId, CampaignId, LeadId, PhoneNumber, TenantId};
-use parley_shared::exotel::{self, rest::ConnectCall, rest::ExotelError};
+use parley_shared::domain::call::{Call, CallCommand, CallError, CallStatus, Direction};
+use parley_shared::domain::{CallId, CampaignId, LeadId, PhoneNumber, TenantId};
+use parley_shared::outbound::{OutboundError, Placement, Refusal, RefusalKind, caller_id};
 use parley_shared::readmodel::{Index, Query as ViewQuery};
-use parley_shared::twilio::rest::{
-    ALL_STATUS_CALLBACK_EVENTS, CreateCall, Credentials, TwilioError,
-};
 use parley_shared::views::{self, call_json, load_call, refresh_call};
 use serde::Deserialize;
 use serde_json::Value;
@@ -27,7 +22,7 @@ use serde_json::Value;
 use crate::auth::Caller;
 use crate::body::JsonBody;
 use crate::error::{ApiError, RuleError};
-use crate::tenants::{active, secret_name};
+use crate::tenants::active;
 use crate::{AppState, Page, run};
 
 impl RuleError for CallError {
@@ -72,67 +67,6 @@ fn id<T>(
         .transpose()
 }
 
-/// The number a call goes out from: the one asked for, if the tenant owns it, else the
-/// first of the tenant's numbers routed to the agent.
-async fn caller_id(
-    state: &AppState,
-    tenant: &TenantId,
-    agent: &AgentId,
-    from: Option<&str>,
-) -> Result<(PhoneNumber, Carrier), ApiError> {
-    if let Some(raw) = from {
-        let number =
-            PhoneNumber::normalise(raw, None).map_err(|e| ApiError::invalid("from", e.reason))?;
-        let owned = load_any::<Number>(&*state.ports.events, &number::stream(&number))
-            .await?
-            .state;
-        return match (owned.owner.as_ref(), owned.carrier) {
-            (Some(owner), Some(carrier)) if owner == tenant => Ok((number, carrier)),
-            _ => Err(ApiError::invalid(
-                "from",
-                "is not one of your phone numbers",
-            )),
-        };
-    }
-    let mut query = crate::owned_by("phone_numbers", tenant);
-    query.limit = 200;
-    let page = state.ports.views.query(&query).await?;
-    page.views
-        .iter()
-        .find(|v| v.body["agent_id"].as_str() == Some(&agent.to_string()))
-        .and_then(|v| {
-            let number = PhoneNumber::parse(v.body["number"].as_str()?).ok()?;
-            let carrier: Carrier = serde_json::from_value(v.body["carrier"].clone()).ok()?;
-            Some((number, carrier))
-        })
-        .ok_or_else(|| {
-            ApiError::invalid(
-                "from",
-                "the agent has no phone number: assign one or give from",
-            )
-        })
-}
-
-async fn twilio_credentials(state: &AppState, tenant: &TenantId) -> Result<Credentials, ApiError> {
-    let secrets = &state.ports.secrets;
-    let sid = secrets
-        .get(&secret_name(tenant, "twilio-account-sid"))
-        .await?;
-    let token = secrets
-        .get(&secret_name(tenant, "twilio-auth-token"))
-        .await?;
-    match (sid, token) {
-        (Some(sid), Some(auth_token)) => Ok(Credentials {
-            account_sid: sid.expose().to_owned(),
-            auth_token,
-        }),
-        _ => Err(ApiError::invalid(
-            "from",
-            "no Twilio credentials stored for this tenant",
-        )),
-    }
-}
-
 async fn show(state: &AppState, id: &CallId) -> Result<Value, ApiError> {
     let loaded = load_call(&*state.ports.events, id)
         .await?
@@ -175,18 +109,15 @@ pub async fn create(
             "at most 50, names up to 64 and values up to 1000 characters",
         ));
     }
-    let (from, carrier) = caller_id(&state, &tenant, &agent_id, body.from.as_deref()).await?;
+    let (from, carrier) = caller_id(&state.ports, &tenant, &agent_id, body.from.as_deref())
+        .await
+        .map_err(outbound_error)?;
     // Everything the carrier needs is checked before the call is written.
-    let account = match carrier {
-        Carrier::Twilio => Account::Twilio(twilio_credentials(&state, &tenant).await?),
-        Carrier::Exotel => exotel_account(&state, &tenant).await?,
-        Carrier::Simulated => {
-            return Err(ApiError::invalid(
-                "from",
-                "the simulated carrier places no calls through the API",
-            ));
-        }
-    };
+    let account = state
+        .dialing
+        .account(&*state.ports.secrets, &tenant, carrier)
+        .await
+        .map_err(outbound_error)?;
 
     let call_id = CallId::new();
     let request = CallCommand::Request {
@@ -201,39 +132,14 @@ pub async fn create(
     };
     run::<Call>(&state, &call_id.stream(), &tenant, request).await?;
 
-    let placed = match &account {
-        Account::Twilio(creds) => {
-            place_twilio(&state, creds, &call_id, &from, &to, settings.recording).await
-        }
-        Account::Exotel {
-            creds,
-            flow_url,
-            status_callback,
-        } => {
-            let connect = ConnectCall {
-                from: to.as_str().to_owned(),
-                caller_id: from.as_str().to_owned(),
-                url: Some(flow_url.clone()),
-                custom_field: Some(exotel::custom_field(&call_id)),
-                status_callback: Some(status_callback.clone()),
-                status_callback_events: exotel::rest::ALL_STATUS_CALLBACK_EVENTS
-                    .iter()
-                    .map(|e| e.to_string())
-                    .collect(),
-                status_callback_content_type: Some(exotel::rest::STATUS_CALLBACK_JSON.into()),
-                record: settings.recording,
-                time_limit_secs: Some(settings.max_call_seconds),
-                timeout_secs: Some(30),
-                ..ConnectCall::default()
-            };
-            state
-                .exotel
-                .connect_call(creds, &connect)
-                .await
-                .map(|c| (c.sid, c.status.unwrap_or_default()))
-                .map_err(Refusal::from)
-        }
+    let placement = Placement {
+        call_id: &call_id,
+        from: &from,
+        to: &to,
+        record: settings.recording,
+        max_call_seconds: settings.max_call_seconds,
     };
+    let placed = state.dialing.place(&account, &placement).await;
     let result = match placed {
         Ok((sid, status)) => {
             run::<Call>(
@@ -263,145 +169,11 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(show(&state, &call_id).await?)))
 }
 
-/// A tenant's account at the carrier a call goes out through.
-enum Account {
-    Twilio(Credentials),
-    Exotel {
-        creds: exotel::rest::Credentials,
-        /// The flow whose Voicebot applet streams the call to Parley.
-        flow_url: String,
-        status_callback: String,
-    },
-}
-
-async fn exotel_account(state: &AppState, tenant: &TenantId) -> Result<Account, ApiError> {
-    let secrets = &state.ports.secrets;
-    let get = |item: &'static str| async move { secrets.get(&secret_name(tenant, item)).await };
-    let missing = || {
-        ApiError::invalid(
-            "from",
-            "no Exotel credentials and flow stored for this tenant",
-        )
-    };
-    let sid = get("exotel-account-sid").await?.ok_or_else(missing)?;
-    let subdomain = get("exotel-subdomain").await?.ok_or_else(missing)?;
-    let api_key = get("exotel-api-key").await?.ok_or_else(missing)?;
-    let api_token = get("exotel-api-token").await?.ok_or_else(missing)?;
-    let app = get("exotel-flow-app-id").await?.ok_or_else(missing)?;
-    let webhook_secret = secrets
-        .get(&exotel::webhook_secret_name(tenant))
-        .await?
-        .ok_or_else(missing)?;
-    let account_sid = sid.expose().to_owned();
-    Ok(Account::Exotel {
-        flow_url: format!(
-            "http://my.exotel.com/{account_sid}/exoml/start_voice/{}",
-            app.expose()
-        ),
-        status_callback: exotel::status_callback_url(&state.public_url, tenant, &webhook_secret),
-        creds: exotel::rest::Credentials {
-            account_sid,
-            api_key,
-            api_token,
-            subdomain: subdomain.expose().to_owned(),
-        },
-    })
-}
-
-async fn place_twilio(
-    state: &AppState,
-    creds: &Credentials,
-    call_id: &CallId,
-    from: &PhoneNumber,
-    to: &PhoneNumber,
-    record: bool,
-) -> Result<(String, String), Refusal> {
-    let base = &state.public_url;
-    let place = CreateCall {
-        to: to.as_str().to_owned(),
-        from: from.as_str().to_owned(),
-        url: format!("{base}/webhooks/twilio/voice?call_id={call_id}"),
-        status_callback: Some(format!("{base}/webhooks/twilio/status?call_id={call_id}")),
-        status_callback_events: ALL_STATUS_CALLBACK_EVENTS
-            .iter()
-            .map(|e| e.to_string())
-            .collect(),
-        machine_detection: Some("DetectMessageEnd".into()),
-        async_amd: true,
-        async_amd_status_callback: Some(format!("{base}/webhooks/twilio/amd?call_id={call_id}")),
-        record,
-        recording_status_callback: record
-            .then(|| format!("{base}/webhooks/twilio/recording?call_id={call_id}")),
-        timeout_secs: Some(30),
-    };
-    state
-        .twilio
-        .create_call(creds, &place)
-        .await
-        .map(|c| (c.sid, c.status))
-        .map_err(Refusal::from)
-}
-
-/// Why a carrier did not place a call, whichever carrier it was.
-struct Refusal {
-    kind: RefusalKind,
-    code: Option<String>,
-    message: String,
-}
-
-enum RefusalKind {
-    /// The carrier said no; `field` names the request field at fault, if known.
-    Rejected { field: Option<&'static str> },
-    /// No answer: the call may still have been placed.
-    Timeout,
-    /// The carrier could not be reached or answered nonsense.
-    Unavailable,
-}
-
-impl From<TwilioError> for Refusal {
-    fn from(e: TwilioError) -> Self {
-        let kind = match &e {
-            TwilioError::Api { .. }
-                if e.is_invalid_number() || e.is_unreachable() || e.is_geo_blocked() =>
-            {
-                RefusalKind::Rejected { field: Some("to") }
-            }
-            TwilioError::Api { status: 401, .. } => RefusalKind::Rejected {
-                field: Some("from"),
-            },
-            TwilioError::Api { .. } => RefusalKind::Rejected { field: None },
-            TwilioError::Timeout { .. } | TwilioError::Transport { .. } => RefusalKind::Timeout,
-            TwilioError::Unavailable { .. }
-            | TwilioError::BadResponse { .. }
-            | TwilioError::Invalid { .. } => RefusalKind::Unavailable,
-        };
-        Refusal {
-            kind,
-            code: e.code().map(|c| c.to_string()),
-            message: e.to_string(),
-        }
-    }
-}
-
-impl From<ExotelError> for Refusal {
-    fn from(e: ExotelError) -> Self {
-        let kind = match &e {
-            ExotelError::Api {
-                status: 401 | 403, ..
-            } => RefusalKind::Rejected {
-                field: Some("from"),
-            },
-            ExotelError::Api { .. } => RefusalKind::Rejected { field: Some("to") },
-            ExotelError::Timeout { .. } | ExotelError::Transport { .. } => RefusalKind::Timeout,
-            ExotelError::Unavailable { .. }
-            | ExotelError::BadResponse { .. }
-            | ExotelError::Invalid { .. } => RefusalKind::Unavailable,
-        };
-        Refusal {
-            kind,
-            code: e.code().map(str::to_owned),
-            message: e.to_string(),
-        }
+/// A reason the call cannot be placed, as the API says it.
+fn outbound_error(e: OutboundError) -> ApiError {
+    match e {
+        OutboundError::Invalid { field, reason } => ApiError::invalid(field, reason),
+        OutboundError::Store(e) => e.into(),
     }
 }
 

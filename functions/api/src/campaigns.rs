@@ -6,11 +6,12 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use parley_shared::aggregate::{CommandError, Context, execute, load_any};
+use parley_shared::campaignviews::{campaign_json, project_campaign};
 use parley_shared::domain::campaign::{Campaign, CampaignCommand, CampaignError, CampaignSettings};
 use parley_shared::domain::lead::{Lead, LeadCommand, LeadError};
 use parley_shared::domain::{CampaignId, LeadId, PhoneNumber, TenantId};
 use parley_shared::leadimport::{self, ImportError, Limits};
-use parley_shared::readmodel::project;
+use parley_shared::leadviews::{LeadState, project_lead};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -18,7 +19,7 @@ use crate::auth::Caller;
 use crate::body::{JsonBody, parse};
 use crate::error::{ApiError, RuleError};
 use crate::tenants::active;
-use crate::{AppState, Page, PageParams, list_owned, owned_view, run};
+use crate::{AppState, Page, PageParams, list_owned, run};
 
 /// The most the leads route reads of a body: above the importer's own limit, so that
 /// the importer answers with its limit named.
@@ -40,32 +41,7 @@ impl RuleError for CampaignError {
 impl RuleError for LeadError {}
 
 fn repr(id: &CampaignId, tenant: &TenantId, campaign: &Campaign) -> Value {
-    let mut body = campaign
-        .settings
-        .as_ref()
-        .and_then(|s| serde_json::to_value(s).ok())
-        .unwrap_or_else(|| json!({}));
-    body["id"] = json!(id);
-    body["tenant_id"] = json!(tenant);
-    body["status"] = json!(campaign.status);
-    body["lead_count"] = json!(campaign.lead_count);
-    body
-}
-
-async fn save_view(
-    state: &AppState,
-    id: &CampaignId,
-    tenant: &TenantId,
-    campaign: &Campaign,
-    version: u64,
-) -> Result<(), ApiError> {
-    let view = owned_view(
-        "campaigns",
-        &id.to_string(),
-        tenant,
-        repr(id, tenant, campaign),
-    );
-    Ok(project(&*state.ports.views, view, version).await?)
+    campaign_json(id, tenant, campaign)
 }
 
 /// A campaign the caller may see, with its tenant.
@@ -107,7 +83,7 @@ async fn command(
     command: CampaignCommand,
 ) -> Result<Json<Value>, ApiError> {
     let done = run::<Campaign>(state, &id.stream(), tenant, command).await?;
-    save_view(state, id, tenant, &done.state, done.version).await?;
+    project_campaign(&*state.ports.views, id, tenant, &done.state, done.version).await?;
     Ok(Json(repr(id, tenant, &done.state)))
 }
 
@@ -251,6 +227,7 @@ pub async fn import_leads(
 
     let mut imported = 0u32;
     let mut duplicates: Vec<Value> = parsed.duplicates.iter().map(|d| json!(d)).collect();
+    let mut new_leads = Vec::new();
     for mut lead in parsed.leads {
         let lead_id = LeadId::for_campaign_phone(&campaign_id, lead.phone.as_str());
         // The lead's email travels with its other fields (greetings, confirmations).
@@ -269,7 +246,7 @@ pub async fn import_leads(
             correlation_id: campaign_id.to_string(),
             idempotency_key: None,
         };
-        match execute::<Lead>(
+        let mut done = match execute::<Lead>(
             &*state.ports.events,
             &*state.ports.clock,
             &lead_id.stream(),
@@ -278,29 +255,60 @@ pub async fn import_leads(
         )
         .await
         {
-            Ok(_) => imported += 1,
+            Ok(done) => done,
             Err(CommandError::Rejected(LeadError::AlreadyExists)) => {
                 // Already in the campaign from an earlier upload.
                 duplicates.push(json!({"row": lead.row, "phone": lead.phone, "first_row": null}));
                 continue;
             }
             Err(e) => return Err(e.into()),
-        }
+        };
+        imported += 1;
         if lead.do_not_call {
             let dnc = LeadCommand::MarkDoNotCall {
                 reason: "marked in the import".into(),
             };
-            run::<Lead>(&state, &lead_id.stream(), &tenant, dnc).await?;
+            done = run::<Lead>(&state, &lead_id.stream(), &tenant, dnc).await?;
         }
+        new_leads.push((lead_id, done.state, done.version));
     }
-    if imported > 0 {
-        let _ = command(
+    let campaign = if imported > 0 {
+        let done = run::<Campaign>(
             &state,
-            &campaign_id,
+            &campaign_id.stream(),
             &tenant,
             CampaignCommand::AddLeads { count: imported },
         )
         .await?;
+        project_campaign(
+            &*state.ports.views,
+            &campaign_id,
+            &tenant,
+            &done.state,
+            done.version,
+        )
+        .await?;
+        Some((done.state, done.version))
+    } else {
+        None
+    };
+    // The campaign's lead list and dial plan, once the leads are all on record.
+    if let Some((campaign, campaign_version)) = &campaign
+        && let Some(settings) = campaign.settings.as_ref()
+    {
+        let now = state.ports.clock.now();
+        for (lead_id, lead, lead_version) in &new_leads {
+            let lead_state = LeadState {
+                id: lead_id,
+                tenant: &tenant,
+                campaign_id: &campaign_id,
+                lead,
+                lead_version: *lead_version,
+                settings,
+                campaign_version: *campaign_version,
+            };
+            project_lead(&*state.ports.views, &lead_state, now).await?;
+        }
     }
     tracing::info!(tenant_id = %tenant, campaign_id = %campaign_id, imported, "leads imported");
     Ok(Json(json!({

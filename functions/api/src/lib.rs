@@ -10,6 +10,7 @@ pub mod auth;
 mod body;
 mod calls;
 mod campaigns;
+mod donotcall;
 pub mod error;
 mod numbers;
 mod rules;
@@ -23,9 +24,8 @@ use parley_shared::backend::Ports;
 use parley_shared::config::Config;
 use parley_shared::domain::TenantId;
 use parley_shared::event::StreamId;
-use parley_shared::exotel::rest::ExotelClient;
+use parley_shared::outbound::Dialing;
 use parley_shared::readmodel::{self, Index, IndexEntry, Query, View};
-use parley_shared::twilio::rest::TwilioClient;
 use serde::{Deserialize, Serialize};
 
 pub use auth::AdminKey;
@@ -39,26 +39,17 @@ pub struct AppState {
     pub admin_key: AdminKey,
     /// How carriers reach our webhooks (the URLs given to them when placing calls).
     pub public_url: String,
-    pub twilio: TwilioClient,
-    pub exotel: ExotelClient,
+    pub dialing: Dialing,
 }
 
 impl AppState {
     /// The API's state for `config`.
     pub fn new(ports: Ports, config: &Config) -> Result<AppState, String> {
-        let mut exotel = ExotelClient::new(CARRIER_TIMEOUT).map_err(|e| e.to_string())?;
-        if let Some(url) = &config.exotel_api_url {
-            exotel = exotel
-                .with_base_url(url.clone())
-                .map_err(|e| e.to_string())?;
-        }
         Ok(AppState {
             ports,
             admin_key: AdminKey::new(config.admin_key.as_ref().map(|k| k.expose())),
             public_url: config.public_url.clone(),
-            twilio: TwilioClient::new(config.twilio_api_url.clone(), CARRIER_TIMEOUT)
-                .map_err(|e| e.to_string())?,
-            exotel,
+            dialing: Dialing::new(config, CARRIER_TIMEOUT)?,
         })
     }
 }
@@ -76,6 +67,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/tenants/{id}/api-keys", post(tenants::create_key))
         .route("/v1/tenants/{id}/carriers/twilio", put(tenants::set_twilio))
         .route("/v1/tenants/{id}/carriers/exotel", put(tenants::set_exotel))
+        .route(
+            "/v1/tenants/{id}/dialing-limits",
+            put(tenants::set_dialing_limits),
+        )
         .route("/v1/agents", post(agents::create).get(agents::list))
         .route(
             "/v1/agents/{id}",
@@ -102,6 +97,13 @@ pub fn router(state: AppState) -> Router {
             post(campaigns::import_leads).layer(DefaultBodyLimit::max(campaigns::MAX_UPLOAD_BYTES)),
         )
         .route("/v1/calls/{id}", get(calls::get))
+        .route("/v1/do-not-call", get(donotcall::list))
+        .route(
+            "/v1/do-not-call/{number}",
+            get(donotcall::get)
+                .put(donotcall::block)
+                .delete(donotcall::unblock),
+        )
         .route(
             "/v1/phone-numbers",
             post(numbers::create).get(numbers::list),

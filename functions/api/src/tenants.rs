@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use parley_shared::aggregate::{load, load_any};
 use parley_shared::domain::access::{self, ApiKey, ApiKeyCommand};
 use parley_shared::domain::call::Carrier;
-use parley_shared::domain::tenant::{Tenant, TenantCommand};
+use parley_shared::domain::tenant::{DialingLimits, Tenant, TenantCommand};
 use parley_shared::domain::{TenantId, TimeZone};
 use parley_shared::exotel;
 use parley_shared::readmodel::{Index, IndexEntry, Query as ViewQuery, View, project};
@@ -85,6 +85,7 @@ fn repr(id: &TenantId, tenant: &Tenant) -> Value {
             "twilio": tenant.carriers.contains(&Carrier::Twilio),
             "exotel": tenant.carriers.contains(&Carrier::Exotel),
         },
+        "dialing_limits": tenant.limits,
     })
 }
 
@@ -221,9 +222,7 @@ pub async fn create_key(
 }
 
 /// The secret store names of a tenant's carrier credentials.
-pub fn secret_name(tenant: &TenantId, item: &str) -> String {
-    format!("tenant/{tenant}/{item}")
-}
+pub use parley_shared::outbound::secret_name;
 
 fn sid(field: &'static str, value: &str, prefix: &str) -> Result<String, ApiError> {
     let value = value.trim();
@@ -278,6 +277,26 @@ pub async fn set_twilio(
     .await?;
     save_view(&state, &id, &done.state, done.version).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `PUT /v1/tenants/{id}/dialing-limits`: caps over all of the tenant's campaigns
+/// together. A field left out takes its default, as a PUT replaces the whole.
+pub async fn set_dialing_limits(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonBody(limits): JsonBody<DialingLimits>,
+) -> Result<Json<DialingLimits>, ApiError> {
+    let (id, _, _) = visible(&state, &caller, &id).await?;
+    let done = run::<Tenant>(
+        &state,
+        &id.stream(),
+        &id,
+        TenantCommand::SetDialingLimits { limits },
+    )
+    .await?;
+    save_view(&state, &id, &done.state, done.version).await?;
+    Ok(Json(done.state.limits))
 }
 
 /// Stores the tenant's Exotel credentials and answers with the webhook URLs to configure

@@ -99,9 +99,10 @@ pub(crate) async fn run_call(
     }
 }
 
-/// Once `call` has a final status, closes its lead's dial attempt with that status
-/// (once: the lead's rules and the idempotency key ignore repeats). A call with no lead,
-/// or not yet over, changes nothing.
+/// Once `call` has a final status, closes its lead's dial attempt with that status, its
+/// talk time and whether a machine answered (once: the lead's rules and the idempotency
+/// key ignore repeats), and refreshes the lead's views. A call with no lead, or not yet
+/// over, changes nothing.
 pub(crate) async fn close_lead_attempt(
     state: &WebhookState,
     tenant: &str,
@@ -113,11 +114,16 @@ pub(crate) async fn close_lead_attempt(
     else {
         return Ok(());
     };
+    let machine = call.answered_by.is_some_and(|a| a.is_machine());
     let end = LeadCommand::EndAttempt {
         call_id: call_id.clone(),
         status: final_status,
+        duration_secs: call.duration_secs,
+        machine,
     };
-    let lead_ctx = ctx(tenant, call_id, Some(format!("lead-attempt-end:{call_id}")));
+    // A machine verdict heard after the end is a second, different fact.
+    let key = format!("lead-attempt-end:{call_id}:{machine}");
+    let lead_ctx = ctx(tenant, call_id, Some(key));
     match execute::<Lead>(
         &*state.ports.events,
         &*state.ports.clock,
@@ -127,11 +133,21 @@ pub(crate) async fn close_lead_attempt(
     )
     .await
     {
-        Ok(_) => Ok(()),
+        Ok(_) => {}
         Err(CommandError::Rejected(e)) => {
             tracing::warn!(call_id = %call_id, error = %e, "lead not updated");
-            Ok(())
+            return Ok(());
         }
-        Err(e) => Err(internal(e)),
+        Err(e) => return Err(internal(e)),
     }
+    // The campaign's lists and plan follow the lead; a failure makes the carrier retry.
+    parley_shared::leadviews::refresh_lead(
+        &*state.ports.events,
+        &*state.ports.views,
+        lead_id,
+        state.ports.clock.now(),
+    )
+    .await
+    .map_err(internal)?;
+    Ok(())
 }

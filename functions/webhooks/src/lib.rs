@@ -13,6 +13,7 @@ mod exotel;
 mod twilio;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::routing::{get, post};
@@ -20,6 +21,7 @@ use parley_shared::StoreError;
 use parley_shared::backend::Ports;
 use parley_shared::config::Config;
 use parley_shared::secrets::{SecretStore, SecretString};
+use parley_shared::twilio::rest::TwilioClient;
 
 /// The secret store name of the key that signs media stream tokens.
 pub const STREAM_SECRET: &str = "system/stream-token-secret";
@@ -34,6 +36,8 @@ pub struct WebhookState {
     pub media_url: String,
     /// Signs the token a media stream must present.
     pub stream_secret: Arc<SecretString>,
+    /// Twilio's REST API, for taking over a live call (a campaign's voicemail).
+    pub twilio: TwilioClient,
 }
 
 impl WebhookState {
@@ -45,11 +49,20 @@ impl WebhookState {
         create_if_missing: bool,
     ) -> Result<Self, StoreError> {
         let stream_secret = stream_secret(&*ports.secrets, create_if_missing).await?;
+        // A webhook waits for Twilio's answer, and Twilio gives up on a webhook after 15 s.
+        let timeout = Duration::from_secs(10);
+        let twilio = TwilioClient::new(config.twilio_api_url.clone(), timeout).map_err(|e| {
+            StoreError::Invalid {
+                field: "PARLEY_TWILIO_API_URL".into(),
+                reason: e.to_string(),
+            }
+        })?;
         Ok(WebhookState {
             ports,
             public_url: config.public_url.clone(),
             media_url: config.media_url.clone(),
             stream_secret: Arc::new(stream_secret),
+            twilio,
         })
     }
 }

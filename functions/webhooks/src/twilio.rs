@@ -15,8 +15,10 @@ use parley_shared::domain::agent::{
     AfterHours, Agent, AgentSettings, AgentStatus, ConversationMode,
 };
 use parley_shared::domain::call::{AnsweredBy, Call, CallCommand, CallStatus, Carrier, Direction};
+use parley_shared::domain::campaign::{Campaign, Voicemail};
 use parley_shared::domain::number::{self, Number};
 use parley_shared::domain::{CallId, PhoneNumber, TenantId};
+use parley_shared::outbound::twilio_credentials;
 use parley_shared::streamtoken::{self, StreamClaims};
 use parley_shared::twilio::signature;
 use parley_shared::twilio::twiml::{
@@ -283,9 +285,9 @@ async fn outbound(
         )
         .await?;
         if answered_by.is_machine() {
-            // The campaign's voicemail message belongs to the campaign engine; until it
-            // says otherwise, a machine gets nothing.
-            return Ok(twiml(Twiml::new().verb(Verb::Hangup)));
+            // The agent never talks to a machine: the campaign's voicemail does.
+            let voicemail = campaign_voicemail(state, &call).await.map_err(internal)?;
+            return Ok(twiml(voicemail_twiml(&voicemail, answered_by)));
         }
     }
     let Some(agent_id) = call.agent_id.clone() else {
@@ -387,6 +389,75 @@ fn after_hours(state: &WebhookState, settings: &AgentSettings, call_id: &CallId)
         AfterHours::MessageAndHangUp { message } => Twiml::new()
             .verb(Verb::say(message.clone()))
             .verb(Verb::Hangup),
+    }
+}
+
+/// What a machine that answered a campaign call hears: the campaign's message, if it
+/// leaves one, then a hang-up. A fax machine cannot listen, so it only gets the hang-up.
+fn voicemail_twiml(voicemail: &Voicemail, answered_by: AnsweredBy) -> Twiml {
+    match voicemail {
+        Voicemail::LeaveMessage { message } if answered_by != AnsweredBy::Fax => Twiml::new()
+            .verb(Verb::say(message.clone()))
+            .verb(Verb::Hangup),
+        _ => Twiml::new().verb(Verb::Hangup),
+    }
+}
+
+/// The voicemail setting of `call`'s campaign. A call outside any campaign, or whose
+/// campaign has no settings, hangs up on a machine.
+async fn campaign_voicemail(
+    state: &WebhookState,
+    call: &Call,
+) -> Result<Voicemail, parley_shared::StoreError> {
+    let Some(campaign_id) = &call.campaign_id else {
+        return Ok(Voicemail::HangUp);
+    };
+    let campaign = load_any::<Campaign>(&*state.ports.events, &campaign_id.stream())
+        .await?
+        .state;
+    Ok(campaign.settings.map(|s| s.voicemail).unwrap_or_default())
+}
+
+/// Takes a live campaign call that a machine answered away from the agent's stream and
+/// gives it the campaign's voicemail, through Twilio's REST API. Failures are only
+/// logged: the verdict is already recorded, and the callback must not be retried.
+async fn leave_voicemail(
+    state: &WebhookState,
+    tenant: &str,
+    call_id: &CallId,
+    call: &Call,
+    answered_by: AnsweredBy,
+    callback_sid: Option<&str>,
+) {
+    // Only a live campaign call: an API call stays with its agent, and an ended call
+    // has nothing left to take over.
+    if call.campaign_id.is_none() || call.status.is_some_and(CallStatus::is_final) {
+        return;
+    }
+    // The SID Parley was given when it placed the call, else the one Twilio just signed.
+    let Some(call_sid) = call.carrier_call_id.as_deref().or(callback_sid) else {
+        tracing::warn!(call_id = %call_id, tenant_id = %tenant, "machine answered a call with no CallSid");
+        return;
+    };
+    let result = async {
+        let voicemail = campaign_voicemail(state, call).await?;
+        let tenant_id = TenantId::parse(tenant)?;
+        let creds = twilio_credentials(&*state.ports.secrets, &tenant_id)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("no Twilio credentials stored for the tenant"))?;
+        let twiml = voicemail_twiml(&voicemail, answered_by).to_xml();
+        state.twilio.update_call(&creds, call_sid, &twiml).await?;
+        Ok::<_, anyhow::Error>(voicemail)
+    }
+    .await;
+    match result {
+        Ok(voicemail) => {
+            let left_message = matches!(voicemail, Voicemail::LeaveMessage { .. });
+            tracing::info!(call_id = %call_id, tenant_id = %tenant, left_message, "machine answered: call taken over");
+        }
+        Err(e) => {
+            tracing::warn!(call_id = %call_id, tenant_id = %tenant, error = %e, "could not take over the call a machine answered");
+        }
     }
 }
 
@@ -526,7 +597,7 @@ pub async fn amd(
 ) -> Response {
     let result = async {
         let params = form(&body)?;
-        let (call_id, _, tenant) = find_call(&state, &uri, &params).await?;
+        let (call_id, before, tenant) = find_call(&state, &uri, &params).await?;
         verified(&state, &tenant, &uri, &headers, &params).await?;
         let raw = param(&params, "AnsweredBy").ok_or_else(|| missing("AnsweredBy"))?;
         let answered_by = answered_by(raw).ok_or_else(|| {
@@ -537,7 +608,7 @@ pub async fn amd(
                 "not a Twilio AnsweredBy value",
             )
         })?;
-        run_call(
+        let call = run_call(
             &state,
             &tenant,
             &call_id,
@@ -545,6 +616,14 @@ pub async fn amd(
             CallCommand::RecordAnsweredBy { answered_by },
         )
         .await?;
+        // The verdict may come after the call ended: the lead's attempt learns it too.
+        close_lead_attempt(&state, &tenant, &call_id, &call).await?;
+        // Only the delivery that recorded the verdict acts on it (the call keeps the
+        // first): a redelivery must not start the message over.
+        if before.answered_by.is_none() && answered_by.is_machine() {
+            let callback_sid = param(&params, "CallSid");
+            leave_voicemail(&state, &tenant, &call_id, &call, answered_by, callback_sid).await;
+        }
         Ok::<_, Reject>(StatusCode::NO_CONTENT.into_response())
     }
     .await;

@@ -4,10 +4,9 @@
 //! stops new dials at once (calls in progress finish); a completed campaign is closed
 //! for good.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Duration, NaiveDateTime, NaiveTime, TimeZone as _, Utc, Weekday};
+use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
-
-use chrono::NaiveTime;
 
 use super::ids::AgentId;
 use super::values::{TimeZone, ValueError, name};
@@ -47,6 +46,73 @@ impl CallingWindow {
     fn default_days() -> Vec<WeekdayName> {
         use WeekdayName::*;
         vec![Monday, Tuesday, Wednesday, Thursday, Friday, Saturday]
+    }
+}
+
+impl CallingWindow {
+    /// Whether `at` falls inside the window, in `tz`'s local time.
+    pub fn contains(&self, tz: Tz, at: DateTime<Utc>) -> bool {
+        let local = at.with_timezone(&tz);
+        self.days.contains(&WeekdayName::from(local.weekday()))
+            && self.start <= local.time()
+            && local.time() < self.end
+    }
+
+    /// The first instant at or after `at` inside the window, in `tz`: `at` itself when
+    /// it is inside, else the next opening. Openings that daylight saving skips begin
+    /// when the local clock resumes. `None` only if no day in the next two weeks has an
+    /// opening (a window that lies wholly in a skipped hour).
+    pub fn next_open(&self, tz: Tz, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        if self.contains(tz, at) {
+            return Some(at);
+        }
+        let today = at.with_timezone(&tz).date_naive();
+        for offset in 0..15 {
+            let day = today + Duration::days(offset);
+            if !self.days.contains(&WeekdayName::from(day.weekday())) {
+                continue;
+            }
+            let (Some(open), Some(close)) = (
+                first_instant(tz, day.and_time(self.start)),
+                first_instant(tz, day.and_time(self.end)),
+            ) else {
+                continue;
+            };
+            if open < close && at < close {
+                let candidate = open.max(at);
+                if self.contains(tz, candidate) {
+                    return Some(candidate);
+                }
+            }
+        }
+        None
+    }
+}
+
+/// The first instant whose local time in `tz` is `local` or, when daylight saving skips
+/// `local`, the first instant after the gap.
+fn first_instant(tz: Tz, local: NaiveDateTime) -> Option<DateTime<Utc>> {
+    // Gaps are at most a few hours; step a minute at a time across one.
+    for minutes in 0..=(4 * 60) {
+        let probe = local + Duration::minutes(minutes);
+        if let Some(instant) = tz.from_local_datetime(&probe).earliest() {
+            return Some(instant.with_timezone(&Utc));
+        }
+    }
+    None
+}
+
+impl From<Weekday> for WeekdayName {
+    fn from(day: Weekday) -> Self {
+        match day {
+            Weekday::Mon => WeekdayName::Monday,
+            Weekday::Tue => WeekdayName::Tuesday,
+            Weekday::Wed => WeekdayName::Wednesday,
+            Weekday::Thu => WeekdayName::Thursday,
+            Weekday::Fri => WeekdayName::Friday,
+            Weekday::Sat => WeekdayName::Saturday,
+            Weekday::Sun => WeekdayName::Sunday,
+        }
     }
 }
 

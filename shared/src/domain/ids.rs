@@ -114,6 +114,17 @@ impl CallId {
         ))
     }
 }
+impl CallId {
+    /// The id of dial attempt `attempt` of `lead`: the same every time, so that two
+    /// deliveries of one dial job, or two dialers racing, claim one call stream.
+    pub fn for_lead_attempt(lead: &LeadId, attempt: u32) -> Self {
+        const NAMESPACE: Uuid = Uuid::from_u128(0x2f8a_6c1d_9e4b_4a7f_b3c2_5d8e_1f6a_0c9b);
+        CallId(Uuid::new_v5(
+            &NAMESPACE,
+            format!("{}:{attempt}", lead.0).as_bytes(),
+        ))
+    }
+}
 id_type!(AppointmentId, "appointment");
 
 #[cfg(test)]

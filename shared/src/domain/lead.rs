@@ -53,11 +53,34 @@ pub enum LeadEvent {
     DialAttemptStarted {
         attempt: u32,
         call_id: CallId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        at: Option<DateTime<Utc>>,
     },
     DialAttemptEnded {
         attempt: u32,
         call_id: CallId,
         status: CallStatus,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        at: Option<DateTime<Utc>>,
+        /// Talk time, as the carrier reported it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        duration_secs: Option<u32>,
+        /// A machine (voicemail, fax) answered.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        machine: bool,
+    },
+    /// An attempt reserved but never dialled (the campaign paused, the window closed,
+    /// the number went on the do-not-call list first): it does not count, and the
+    /// next attempt takes its number.
+    DialAttemptWithdrawn {
+        attempt: u32,
+        call_id: CallId,
+        reason: String,
+    },
+    /// Answering-machine detection's verdict arrived after the attempt had ended.
+    DialAttemptMachineAnswered {
+        attempt: u32,
+        call_id: CallId,
     },
     LeadQualified {
         temperature: Temperature,
@@ -97,10 +120,18 @@ pub enum LeadCommand {
         attempt: u32,
         call_id: CallId,
     },
-    /// The attempt's call reached a final status.
+    /// The attempt's call reached a final status. Repeats change nothing, except that a
+    /// machine verdict heard only after the end is recorded.
     EndAttempt {
         call_id: CallId,
         status: CallStatus,
+        duration_secs: Option<u32>,
+        machine: bool,
+    },
+    /// Takes back the attempt in flight on `call_id`, which was never dialled.
+    WithdrawAttempt {
+        call_id: CallId,
+        reason: String,
     },
     Qualify {
         temperature: Temperature,
@@ -137,6 +168,17 @@ pub struct Attempt {
     pub number: u32,
     pub call_id: CallId,
     pub outcome: Option<CallStatus>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub duration_secs: Option<u32>,
+    pub machine: bool,
+}
+
+impl Attempt {
+    /// A person picked up: the call completed and no machine answered.
+    pub fn answered(&self) -> bool {
+        self.outcome == Some(CallStatus::Completed) && !self.machine
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -168,7 +210,7 @@ impl Aggregate for Lead {
     fn handle(
         &self,
         command: LeadCommand,
-        _now: DateTime<Utc>,
+        now: DateTime<Utc>,
     ) -> Result<Vec<LeadEvent>, LeadError> {
         if let LeadCommand::Create {
             campaign_id,
@@ -213,22 +255,68 @@ impl Aggregate for Lead {
                         got: attempt,
                     });
                 }
-                LeadEvent::DialAttemptStarted { attempt, call_id }
+                LeadEvent::DialAttemptStarted {
+                    attempt,
+                    call_id,
+                    at: Some(now),
+                }
             }
-            LeadCommand::EndAttempt { call_id, status } => {
+            LeadCommand::EndAttempt {
+                call_id,
+                status,
+                duration_secs,
+                machine,
+            } => {
                 if !status.is_final() {
                     return Err(LeadError::NotFinal(status));
                 }
                 // Only the attempt in flight with this call ends; a repeat is a no-op.
                 match self.attempt_in_flight() {
-                    Some(flight) if flight.call_id == call_id => LeadEvent::DialAttemptEnded {
-                        attempt: flight.number,
-                        call_id,
-                        status,
-                    },
-                    _ => return Ok(vec![]),
+                    Some(flight) if flight.call_id == call_id => {
+                        let ended = LeadEvent::DialAttemptEnded {
+                            attempt: flight.number,
+                            call_id,
+                            status,
+                            at: Some(now),
+                            duration_secs,
+                            machine,
+                        };
+                        let person = status == CallStatus::Completed && !machine;
+                        if person && self.status == LeadStatus::New {
+                            return Ok(vec![
+                                ended,
+                                LeadEvent::LeadStatusChanged {
+                                    status: LeadStatus::Contacted,
+                                },
+                            ]);
+                        }
+                        ended
+                    }
+                    _ => {
+                        let late_machine = self
+                            .attempts
+                            .iter()
+                            .find(|a| a.call_id == call_id && a.outcome.is_some());
+                        match late_machine {
+                            Some(a) if machine && !a.machine => {
+                                LeadEvent::DialAttemptMachineAnswered {
+                                    attempt: a.number,
+                                    call_id,
+                                }
+                            }
+                            _ => return Ok(vec![]),
+                        }
+                    }
                 }
             }
+            LeadCommand::WithdrawAttempt { call_id, reason } => match self.attempt_in_flight() {
+                Some(flight) if flight.call_id == call_id => LeadEvent::DialAttemptWithdrawn {
+                    attempt: flight.number,
+                    call_id,
+                    reason,
+                },
+                _ => return Ok(vec![]),
+            },
             LeadCommand::Qualify { temperature, score } => {
                 if !(0.0..=1.0).contains(&score) {
                     return Err(LeadError::BadScore(score));
@@ -259,16 +347,40 @@ impl Aggregate for Lead {
                 self.time_zone = time_zone.clone();
                 self.fields = fields.clone();
             }
-            LeadEvent::DialAttemptStarted { attempt, call_id } => self.attempts.push(Attempt {
+            LeadEvent::DialAttemptStarted {
+                attempt,
+                call_id,
+                at,
+            } => self.attempts.push(Attempt {
                 number: *attempt,
                 call_id: call_id.clone(),
                 outcome: None,
+                started_at: *at,
+                ended_at: None,
+                duration_secs: None,
+                machine: false,
             }),
             LeadEvent::DialAttemptEnded {
-                attempt, status, ..
+                attempt,
+                status,
+                at,
+                duration_secs,
+                machine,
+                ..
             } => {
                 if let Some(a) = self.attempts.iter_mut().find(|a| a.number == *attempt) {
                     a.outcome = Some(*status);
+                    a.ended_at = *at;
+                    a.duration_secs = *duration_secs;
+                    a.machine = *machine;
+                }
+            }
+            LeadEvent::DialAttemptWithdrawn { attempt, .. } => {
+                self.attempts.retain(|a| a.number != *attempt);
+            }
+            LeadEvent::DialAttemptMachineAnswered { attempt, .. } => {
+                if let Some(a) = self.attempts.iter_mut().find(|a| a.number == *attempt) {
+                    a.machine = true;
                 }
             }
             LeadEvent::LeadQualified { temperature, score } => {
@@ -285,7 +397,7 @@ impl Aggregate for Lead {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::testing::{given, when};
+    use crate::domain::testing::{given, now, when};
 
     fn created() -> LeadEvent {
         LeadEvent::LeadCreated {
@@ -317,6 +429,7 @@ mod tests {
         let started = LeadEvent::DialAttemptStarted {
             attempt: 1,
             call_id: call.clone(),
+            at: Some(now()),
         };
         assert_eq!(
             when(
@@ -362,6 +475,7 @@ mod tests {
             LeadEvent::DialAttemptStarted {
                 attempt: 1,
                 call_id: call.clone(),
+                at: Some(now()),
             },
         ]);
         assert_eq!(
@@ -369,7 +483,9 @@ mod tests {
                 &dialling,
                 LeadCommand::EndAttempt {
                     call_id: call.clone(),
-                    status: CallStatus::Ringing
+                    status: CallStatus::Ringing,
+                    duration_secs: None,
+                    machine: false,
                 }
             ),
             Err(LeadError::NotFinal(CallStatus::Ringing))
@@ -379,6 +495,8 @@ mod tests {
             LeadCommand::EndAttempt {
                 call_id: call.clone(),
                 status: CallStatus::Busy,
+                duration_secs: None,
+                machine: false,
             },
         )
         .unwrap();
@@ -387,7 +505,10 @@ mod tests {
             vec![LeadEvent::DialAttemptEnded {
                 attempt: 1,
                 call_id: call.clone(),
-                status: CallStatus::Busy
+                status: CallStatus::Busy,
+                at: Some(now()),
+                duration_secs: None,
+                machine: false,
             }]
         );
         let done = given::<Lead>(&[
@@ -395,6 +516,7 @@ mod tests {
             LeadEvent::DialAttemptStarted {
                 attempt: 1,
                 call_id: call.clone(),
+                at: Some(now()),
             },
             ended[0].clone(),
         ]);
@@ -404,11 +526,132 @@ mod tests {
                 &done,
                 LeadCommand::EndAttempt {
                     call_id: call,
-                    status: CallStatus::Completed
+                    status: CallStatus::Completed,
+                    duration_secs: Some(30),
+                    machine: false,
                 }
             )
             .unwrap(),
             vec![]
+        );
+    }
+
+    fn dialling(call: &CallId) -> Vec<LeadEvent> {
+        vec![
+            created(),
+            LeadEvent::DialAttemptStarted {
+                attempt: 1,
+                call_id: call.clone(),
+                at: Some(now()),
+            },
+        ]
+    }
+
+    #[test]
+    fn a_person_answering_makes_a_new_lead_contacted() {
+        let call = CallId::new();
+        let lead = given::<Lead>(&dialling(&call));
+        let events = when(
+            &lead,
+            LeadCommand::EndAttempt {
+                call_id: call.clone(),
+                status: CallStatus::Completed,
+                duration_secs: Some(95),
+                machine: false,
+            },
+        )
+        .unwrap();
+        assert_eq!(events.len(), 2);
+        assert_eq!(
+            events[1],
+            LeadEvent::LeadStatusChanged {
+                status: LeadStatus::Contacted
+            }
+        );
+        let mut history = dialling(&call);
+        history.extend(events);
+        let done = given::<Lead>(&history);
+        assert!(done.attempts[0].answered());
+        assert_eq!(done.attempts[0].duration_secs, Some(95));
+        // A machine answering does not make the lead contacted.
+        let machine = when(
+            &lead,
+            LeadCommand::EndAttempt {
+                call_id: call,
+                status: CallStatus::Completed,
+                duration_secs: Some(20),
+                machine: true,
+            },
+        )
+        .unwrap();
+        assert_eq!(machine.len(), 1);
+    }
+
+    #[test]
+    fn a_machine_verdict_after_the_end_is_recorded_once() {
+        let call = CallId::new();
+        let mut history = dialling(&call);
+        let end = |machine| LeadCommand::EndAttempt {
+            call_id: call.clone(),
+            status: CallStatus::Completed,
+            duration_secs: Some(12),
+            machine,
+        };
+        history.extend(when(&given::<Lead>(&history), end(false)).unwrap());
+        let late = when(&given::<Lead>(&history), end(true)).unwrap();
+        assert_eq!(
+            late,
+            vec![LeadEvent::DialAttemptMachineAnswered {
+                attempt: 1,
+                call_id: call.clone()
+            }]
+        );
+        history.extend(late);
+        let lead = given::<Lead>(&history);
+        assert!(lead.attempts[0].machine && !lead.attempts[0].answered());
+        assert_eq!(when(&lead, end(true)).unwrap(), vec![]);
+    }
+
+    #[test]
+    fn a_withdrawn_attempt_frees_its_number() {
+        let call = CallId::new();
+        let mut history = dialling(&call);
+        let lead = given::<Lead>(&history);
+        // Only the attempt in flight on that call can be withdrawn.
+        assert_eq!(
+            when(
+                &lead,
+                LeadCommand::WithdrawAttempt {
+                    call_id: CallId::new(),
+                    reason: "paused".into()
+                }
+            )
+            .unwrap(),
+            vec![]
+        );
+        history.extend(
+            when(
+                &lead,
+                LeadCommand::WithdrawAttempt {
+                    call_id: call.clone(),
+                    reason: "paused".into(),
+                },
+            )
+            .unwrap(),
+        );
+        let lead = given::<Lead>(&history);
+        assert!(lead.attempts.is_empty());
+        assert_eq!(
+            when(
+                &lead,
+                LeadCommand::StartAttempt {
+                    attempt: 1,
+                    call_id: call
+                }
+            )
+            .unwrap()
+            .len(),
+            1
         );
     }
 

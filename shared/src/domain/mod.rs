@@ -7,6 +7,8 @@
 //! | `tenant/<id>` | a business using Parley |
 //! | `campaign/<id>` | an outbound campaign's life: draft, running, paused, completed |
 //! | `lead/<id>` | a person to call: attempts, qualification, do-not-call |
+//! | `do_not_call/<id>` | a number a tenant never calls |
+//! | `dial_job/<message id>` | a dial job the dialer rejected, and why |
 //! | `call/<id>` | one phone call, from request to its final carrier status |
 //! | `appointment/<id>` | a booked meeting |
 //! | `agent/<id>` | a voice agent's settings |
@@ -18,6 +20,9 @@ pub mod agent;
 pub mod appointment;
 pub mod call;
 pub mod campaign;
+pub mod dialjob;
+pub mod dialplan;
+pub mod donotcall;
 pub mod ids;
 pub mod lead;
 pub mod number;

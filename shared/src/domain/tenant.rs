@@ -32,6 +32,10 @@ pub enum TenantEvent {
     CarrierCredentialsSet {
         carrier: Carrier,
     },
+    /// How hard the tenant's campaigns may dial, all together.
+    DialingLimitsSet {
+        limits: DialingLimits,
+    },
     #[serde(other)]
     Unknown,
 }
@@ -53,6 +57,53 @@ pub enum TenantCommand {
     Suspend { reason: String },
     Reactivate,
     RecordCredentials { carrier: Carrier },
+    SetDialingLimits { limits: DialingLimits },
+}
+
+/// Caps over all of a tenant's campaigns: calls in progress at once, and calls started
+/// per second on each carrier account (carriers queue or refuse calls beyond their
+/// account's rate; Twilio's default is 1 per second).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DialingLimits {
+    #[serde(default = "DialingLimits::default_concurrency")]
+    pub max_concurrent_calls: u32,
+    #[serde(default = "DialingLimits::default_cps")]
+    pub calls_per_second: u32,
+}
+
+impl DialingLimits {
+    fn default_concurrency() -> u32 {
+        50
+    }
+    fn default_cps() -> u32 {
+        1
+    }
+
+    pub fn validated(self) -> Result<Self, ValueError> {
+        if !(1..=1000).contains(&self.max_concurrent_calls) {
+            return Err(ValueError {
+                field: "max_concurrent_calls",
+                reason: "must be 1 to 1000".into(),
+            });
+        }
+        if !(1..=100).contains(&self.calls_per_second) {
+            return Err(ValueError {
+                field: "calls_per_second",
+                reason: "must be 1 to 100".into(),
+            });
+        }
+        Ok(self)
+    }
+}
+
+impl Default for DialingLimits {
+    fn default() -> Self {
+        DialingLimits {
+            max_concurrent_calls: Self::default_concurrency(),
+            calls_per_second: Self::default_cps(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -73,6 +124,7 @@ pub struct Tenant {
     pub suspended: bool,
     /// Carriers whose credentials are stored.
     pub carriers: Vec<Carrier>,
+    pub limits: DialingLimits,
 }
 
 impl Aggregate for Tenant {
@@ -126,6 +178,14 @@ impl Aggregate for Tenant {
             TenantCommand::RecordCredentials { carrier } => {
                 vec![TenantEvent::CarrierCredentialsSet { carrier }]
             }
+            TenantCommand::SetDialingLimits { limits } => {
+                let limits = limits.validated()?;
+                if limits == self.limits {
+                    vec![]
+                } else {
+                    vec![TenantEvent::DialingLimitsSet { limits }]
+                }
+            }
             // Suspending a suspended tenant (or reactivating an active one) is a no-op.
             TenantCommand::Suspend { .. } | TenantCommand::Reactivate => vec![],
         })
@@ -149,6 +209,7 @@ impl Aggregate for Tenant {
                     self.carriers.push(*carrier);
                 }
             }
+            TenantEvent::DialingLimitsSet { limits } => self.limits = *limits,
             TenantEvent::Unknown => {}
         }
     }
@@ -210,6 +271,31 @@ mod tests {
             vec![TenantEvent::TenantReactivated]
         );
         assert_eq!(when(&tenant, TenantCommand::Reactivate).unwrap(), vec![]);
+    }
+
+    #[test]
+    fn dialing_limits_default_to_one_call_per_second_and_validate_by_field() {
+        let tenant = given::<Tenant>(&[created()]);
+        assert_eq!(tenant.limits.calls_per_second, 1);
+        let bad = DialingLimits {
+            calls_per_second: 0,
+            ..DialingLimits::default()
+        };
+        match when(&tenant, TenantCommand::SetDialingLimits { limits: bad }) {
+            Err(TenantError::Invalid(e)) => assert_eq!(e.field, "calls_per_second"),
+            other => panic!("{other:?}"),
+        }
+        let faster = DialingLimits {
+            calls_per_second: 5,
+            ..DialingLimits::default()
+        };
+        let events = when(&tenant, TenantCommand::SetDialingLimits { limits: faster }).unwrap();
+        let set = given::<Tenant>(&[created(), events[0].clone()]);
+        assert_eq!(set.limits, faster);
+        assert_eq!(
+            when(&set, TenantCommand::SetDialingLimits { limits: faster }).unwrap(),
+            vec![]
+        );
     }
 
     #[test]
