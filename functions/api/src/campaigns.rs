@@ -45,7 +45,7 @@ fn repr(id: &CampaignId, tenant: &TenantId, campaign: &Campaign) -> Value {
 }
 
 /// A campaign the caller may see, with its tenant.
-async fn visible(
+pub(crate) async fn visible(
     state: &AppState,
     caller: &Caller,
     id: &str,

@@ -9,6 +9,7 @@ mod agents;
 pub mod auth;
 mod body;
 mod calls;
+mod campaignreports;
 mod campaigns;
 mod donotcall;
 pub mod error;
@@ -96,6 +97,12 @@ pub fn router(state: AppState) -> Router {
             // own limit and names it in a 413.
             post(campaigns::import_leads).layer(DefaultBodyLimit::max(campaigns::MAX_UPLOAD_BYTES)),
         )
+        .route("/v1/campaigns/{id}/leads", get(campaignreports::leads))
+        .route(
+            "/v1/campaigns/{id}/analytics",
+            get(campaignreports::analytics),
+        )
+        .route("/v1/campaigns/{id}/export", get(campaignreports::export))
         .route("/v1/calls/{id}", get(calls::get))
         .route("/v1/do-not-call", get(donotcall::list))
         .route(

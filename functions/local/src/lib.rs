@@ -1,8 +1,11 @@
 //! The local stack: every route of every function on one port, on the embedded
-//! adapters, with the same routers the Lambdas serve. Later capabilities mount their
-//! routes and background workers here, so each is runnable locally the day it lands.
+//! adapters, with the same routers the Lambdas serve, and the workers AWS runs on
+//! schedules and queues (the scheduler's tick every minute, the dial-queue consumer)
+//! running the same library code. Later capabilities mount theirs here too, so each
+//! is runnable locally the day it lands.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Path, Query, State};
@@ -22,6 +25,7 @@ pub struct Stack {
     pub ports: Ports,
     pub api: parley_api::AppState,
     pub webhooks: WebhookState,
+    pub dialer: parley_dialer::Dialer,
 }
 
 impl Stack {
@@ -33,10 +37,15 @@ impl Stack {
                 field: "PARLEY_TWILIO_API_URL or PARLEY_EXOTEL_API_URL".into(),
                 reason: e,
             })?;
+        let dialer = parley_dialer::Dialer {
+            ports: ports.clone(),
+            dialing: api.dialing.clone(),
+        };
         Ok(Stack {
             ports,
             api,
             webhooks,
+            dialer,
         })
     }
 }
@@ -52,16 +61,57 @@ pub fn app(stack: Stack) -> Router {
         .merge(blobs)
 }
 
-/// Serves `app` on `listener` until `shutdown` resolves, then lets requests in flight
-/// finish.
+/// Serves `app` on `listener` and runs the workers until `shutdown` resolves, then
+/// lets requests in flight finish.
 pub async fn serve(
     listener: TcpListener,
     stack: Stack,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(stack))
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let workers = tokio::spawn(workers(stack.clone(), stopped));
+    let result = axum::serve(listener, app(stack))
         .with_graceful_shutdown(shutdown)
-        .await
+        .await;
+    let _ = stop.send(true);
+    let _ = workers.await;
+    result
+}
+
+/// How often the scheduler ticks: EventBridge's once a minute.
+const TICK: Duration = Duration::from_secs(60);
+
+/// The scheduler's tick and the dial-queue consumer, until `stop` turns true. Each
+/// runs in its own task and checks `stop` only between units of work: a job half
+/// placed when Ctrl-C comes is finished, not dropped.
+pub async fn workers(stack: Stack, stop: tokio::sync::watch::Receiver<bool>) {
+    let scheduler = {
+        let (ports, mut stop) = (stack.ports.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(TICK);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            loop {
+                tokio::select! {
+                    _ = stop.changed() => return,
+                    _ = ticks.tick() => {}
+                }
+                if let Err(e) = parley_scheduler::tick(&ports).await {
+                    tracing::error!(error = %e, "scheduler tick failed");
+                }
+            }
+        })
+    };
+    let dialer = stack.dialer.clone();
+    let consumer = tokio::spawn(async move {
+        while !*stop.borrow() {
+            // Waits up to a second for a job, so an idle stack does not spin.
+            if let Err(e) = dialer.consume(10, Duration::from_secs(1)).await {
+                tracing::error!(error = %e, "dial queue not read");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    });
+    let _ = tokio::join!(scheduler, consumer);
 }
 
 /// Binds the listen address with an error that says which address failed.
