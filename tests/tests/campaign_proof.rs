@@ -599,6 +599,8 @@ async fn a_thousand_lead_campaign_runs_to_completion_within_every_rule() {
 
     // Each lead's history: resolved, attempts in order, retries no sooner than allowed.
     let mut calls_in_log = 0;
+    let mut by_outcome: HashMap<&str, u64> = HashMap::new();
+    let mut talk_total = 0u64;
     for i in 0..LEADS {
         let phone = phone_of(i);
         let lead_id = LeadId::for_campaign_phone(&campaign_id, &phone);
@@ -638,6 +640,19 @@ async fn a_thousand_lead_campaign_runs_to_completion_within_every_rule() {
             );
         }
         calls_in_log += lead.attempts.len();
+        for attempt in &lead.attempts {
+            let kind = match attempt.outcome {
+                Some(CallStatus::Completed) if attempt.machine => "voicemail",
+                Some(CallStatus::Completed) => {
+                    talk_total += u64::from(attempt.duration_secs.unwrap_or(0));
+                    "answered"
+                }
+                Some(CallStatus::Busy) => "busy",
+                Some(CallStatus::NoAnswer) => "no_answer",
+                _ => "failed",
+            };
+            *by_outcome.entry(kind).or_default() += 1;
+        }
         for pair in lead.attempts.windows(2) {
             let (before, after) = (&pair[0], &pair[1]);
             let wait = match before.outcome {
@@ -661,8 +676,81 @@ async fn a_thousand_lead_campaign_runs_to_completion_within_every_rule() {
         placed.len(),
         "the carrier and the event log disagree"
     );
+    check_reports(
+        &call_api,
+        &campaign_id,
+        &key,
+        &placed,
+        &call_ids,
+        &by_outcome,
+        talk_total,
+        blocked.len(),
+    )
+    .await;
     println!(
         "{} calls, completed at {completed_at}, at most {most} at once; {redelivered} redelivered, {duplicated} duplicated, {raced} raced",
         placed.len()
     );
+}
+
+/// The campaign's analytics and export tell the same story as the event log.
+#[allow(clippy::too_many_arguments)]
+async fn check_reports(
+    call_api: &impl Fn(reqwest::Method, String, String) -> reqwest::RequestBuilder,
+    campaign_id: &CampaignId,
+    key: &str,
+    placed: &[Placed],
+    call_ids: &HashSet<String>,
+    by_outcome: &HashMap<&str, u64>,
+    talk_total: u64,
+    blocked: usize,
+) {
+    let get = |path: String| call_api(reqwest::Method::GET, path, key.to_owned()).send();
+    let analytics: Value = get(format!("/v1/campaigns/{campaign_id}/analytics"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(analytics["leads"]["total"], LEADS, "{analytics}");
+    assert_eq!(analytics["leads"]["resolved"], LEADS);
+    assert_eq!(analytics["leads"]["do_not_call"], blocked);
+    assert_eq!(analytics["calls"]["total"], placed.len());
+    for kind in ["answered", "voicemail", "busy", "no_answer", "failed"] {
+        assert_eq!(
+            analytics["calls"][kind],
+            by_outcome.get(kind).copied().unwrap_or(0),
+            "{kind}: {analytics}"
+        );
+    }
+    assert_eq!(analytics["talk_time_secs"]["total"], talk_total);
+    let per_day: u64 = analytics["calls_per_day"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["calls"].as_u64().unwrap())
+        .sum();
+    assert_eq!(per_day as usize, placed.len());
+
+    let export: Value = get(format!("/v1/campaigns/{campaign_id}/export?format=json"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let rows = export["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), placed.len());
+    let exported: HashSet<&str> = rows
+        .iter()
+        .map(|r| r["call_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(exported.len(), placed.len());
+    assert!(exported.iter().all(|id| call_ids.contains(*id)));
+    let csv = get(format!("/v1/campaigns/{campaign_id}/export?format=csv"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(csv.lines().count(), placed.len() + 1);
 }

@@ -2,8 +2,9 @@
 //! AWS (see `main.rs`) and mounted as-is into the local stack (`parley dev`), so both run
 //! the same code.
 //!
-//! Every route but `/health` needs `Authorization: Bearer <key>`: the admin key, or a
-//! tenant's key. A tenant never sees another tenant's data: other tenants' ids are 404.
+//! Every route but `/health` and `/openapi.json` needs `Authorization: Bearer <key>`:
+//! the admin key, or a tenant's key. A tenant never sees another tenant's data: other
+//! tenants' ids are 404.
 
 mod agents;
 pub mod auth;
@@ -14,6 +15,7 @@ mod campaigns;
 mod donotcall;
 pub mod error;
 mod numbers;
+mod openapi;
 mod rules;
 pub mod tenants;
 
@@ -63,6 +65,7 @@ const CARRIER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/health", get(health))
+        .route("/openapi.json", get(openapi::document))
         .route("/v1/tenants", post(tenants::create).get(tenants::list))
         .route("/v1/tenants/{id}", get(tenants::get).patch(tenants::update))
         .route("/v1/tenants/{id}/api-keys", post(tenants::create_key))

@@ -15,6 +15,8 @@
 
 use std::time::Duration;
 
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+
 use parley_shared::StoreError;
 use parley_shared::aggregate::{CommandError, Context, execute, load, load_any};
 use parley_shared::backend::Ports;
@@ -363,6 +365,24 @@ impl Dialer {
             }
         }
         Ok(deliveries.len())
+    }
+}
+
+impl Dialer {
+    /// Handles an SQS trigger's batch and reports the messages to deliver again
+    /// (`ReportBatchItemFailures`): one bad job fails alone, not its whole batch.
+    pub async fn batch(&self, event: SqsEvent) -> SqsBatchResponse {
+        let mut response = SqsBatchResponse::default();
+        for record in event.records {
+            let id = record.message_id.unwrap_or_default();
+            let body = record.body.unwrap_or_default();
+            if !self.process(&id, &body).await {
+                let mut failure = BatchItemFailure::default();
+                failure.item_identifier = id;
+                response.batch_item_failures.push(failure);
+            }
+        }
+        response
     }
 }
 

@@ -1,7 +1,7 @@
 //! The dialer as a Lambda function on the dial queue (an SQS trigger with
 //! `ReportBatchItemFailures`): one bad job fails alone, not its whole batch.
 
-use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_runtime::{LambdaEvent, service_fn};
 use parley_dialer::Dialer;
 use parley_shared::backend::Ports;
@@ -18,17 +18,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     };
     let dialer = &dialer;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        let mut response = SqsBatchResponse::default();
-        for record in event.payload.records {
-            let id = record.message_id.unwrap_or_default();
-            let body = record.body.unwrap_or_default();
-            if !dialer.process(&id, &body).await {
-                let mut failure = BatchItemFailure::default();
-                failure.item_identifier = id;
-                response.batch_item_failures.push(failure);
-            }
-        }
-        Ok::<_, lambda_runtime::Error>(response)
+        Ok::<_, lambda_runtime::Error>(dialer.batch(event.payload).await)
     }))
     .await
 }

@@ -26,6 +26,8 @@ pub struct Stack {
     pub api: parley_api::AppState,
     pub webhooks: WebhookState,
     pub dialer: parley_dialer::Dialer,
+    /// How often the scheduler ticks (EventBridge's once a minute; tests go faster).
+    pub tick_every: Duration,
 }
 
 impl Stack {
@@ -46,6 +48,7 @@ impl Stack {
             api,
             webhooks,
             dialer,
+            tick_every: TICK,
         })
     }
 }
@@ -86,9 +89,9 @@ const TICK: Duration = Duration::from_secs(60);
 /// placed when Ctrl-C comes is finished, not dropped.
 pub async fn workers(stack: Stack, stop: tokio::sync::watch::Receiver<bool>) {
     let scheduler = {
-        let (ports, mut stop) = (stack.ports.clone(), stop.clone());
+        let (ports, mut stop, every) = (stack.ports.clone(), stop.clone(), stack.tick_every);
         tokio::spawn(async move {
-            let mut ticks = tokio::time::interval(TICK);
+            let mut ticks = tokio::time::interval(every);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
             loop {
                 tokio::select! {
