@@ -126,6 +126,11 @@ async fn queries_an_index_in_order_page_by_page(store: Arc<dyn ViewStore>) {
         }
     }
     assert_eq!(in_range, vec![4, 5, 6, 7, 8]);
+    // From the start: everything up to a value (the scheduler's "due by now").
+    let mut upto = Query::new(Index::First, format!("calls#{tenant}"));
+    upto.sort_between = Some((String::new(), "2026-01-03#99".into()));
+    let page = upto_all(&*store, upto).await;
+    assert_eq!(page, vec![0, 1, 2]);
     range.sort_prefix = "2026".into();
     assert!(
         matches!(store.query(&range).await, Err(StoreError::Invalid { field, .. }) if field == "sort_between")
@@ -226,3 +231,15 @@ contract!(
     conditional_puts_lose_no_update,
     refuses_bad_views,
 );
+
+async fn upto_all(store: &dyn ViewStore, mut query: Query) -> Vec<i64> {
+    let mut seen = Vec::new();
+    loop {
+        let page = store.query(&query).await.unwrap();
+        seen.extend(page.views.iter().map(|v| v.body["i"].as_i64().unwrap()));
+        match page.next {
+            Some(cursor) => query.cursor = Some(cursor),
+            None => return seen,
+        }
+    }
+}

@@ -55,6 +55,16 @@ async fn dial_for(scene: &Scene, clock: &parley_shared::clock::ManualClock, seco
     }
 }
 
+/// The message ids the dialer reports as failed for `event`.
+async fn failed(scene: &Scene, event: SqsEvent) -> Vec<String> {
+    let response = scene.stack.dialer.batch(event).await;
+    response
+        .batch_item_failures
+        .into_iter()
+        .map(|f| f.item_identifier)
+        .collect()
+}
+
 /// Hands every visible job to the dialer; how many it settled.
 async fn dial_all(scene: &Scene) -> usize {
     let mut settled = 0;
@@ -244,13 +254,7 @@ async fn one_bad_message_fails_alone_in_an_sqs_batch() {
         // The same job twice in one batch: placed once, both succeed.
         message("again", &job.body),
     ];
-    let response = scene.stack.dialer.batch(event).await;
-    let failed: Vec<&str> = response
-        .batch_item_failures
-        .iter()
-        .map(|f| f.item_identifier.as_str())
-        .collect();
-    assert_eq!(failed, vec!["bad"]);
+    assert_eq!(failed(&scene, event).await, vec!["bad"]);
     assert_eq!(twilio.placed.lock().unwrap().len(), 1);
 }
 
@@ -380,4 +384,58 @@ async fn parley_dev_schedules_and_dials_on_its_own() {
         .collect();
     to.sort();
     assert_eq!(to, vec![LEAD_A.to_owned(), LEAD_B.to_owned()]);
+}
+
+#[tokio::test]
+async fn the_sample_sqs_batch_is_reported_message_by_message() {
+    let (_clock, shared) = manual(wednesday());
+    let (_twilio, url) = quiet_twilio(shared.clone()).await;
+    let scene = Scene::new(shared, &url, 5).await;
+    let event: SqsEvent =
+        serde_json::from_str(include_str!("../../events/dialer/sqs-batch.json")).unwrap();
+    // On an empty store both are poison: a lead that does not exist, and garbage.
+    assert_eq!(
+        failed(&scene, event).await,
+        vec![
+            "9f1c2b3a-0d4e-4f5a-8b6c-7d8e9f0a1b2c",
+            "2a3b4c5d-6e7f-4a8b-9c0d-1e2f3a4b5c6d"
+        ]
+    );
+    for (id, reason) in [
+        ("9f1c2b3a-0d4e-4f5a-8b6c-7d8e9f0a1b2c", "lead_id:"),
+        ("2a3b4c5d-6e7f-4a8b-9c0d-1e2f3a4b5c6d", "body:"),
+    ] {
+        let job = load_any::<dialjob::DialJob>(&*scene.ports.events, &dialjob::stream(id).unwrap())
+            .await
+            .unwrap()
+            .state;
+        assert!(job.rejected.unwrap().starts_with(reason));
+    }
+}
+
+#[tokio::test]
+async fn a_wider_window_is_used_from_the_next_tick() {
+    // 09:00 in New York: before the default window opens at 10:00.
+    let (_clock, shared) = manual(Utc.with_ymd_and_hms(2026, 1, 14, 14, 0, 0).unwrap());
+    let (twilio, url) = quiet_twilio(shared.clone()).await;
+    let scene = Scene::new(shared, &url, 5).await;
+    let campaign = scene.campaign(json!({}), two_leads()).await;
+    assert_eq!(
+        parley_scheduler::tick(&scene.ports).await.unwrap().queued,
+        0
+    );
+    let lead = lead_view(&scene, &campaign, LEAD_A).await;
+    assert_eq!(lead["dial"]["due_at"], "2026-01-14T15:00:00Z", "{lead}");
+
+    scene
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/v1/campaigns/{campaign}"),
+            json!({"calling_window": {"start": "08:30:00"}}),
+        )
+        .await;
+    let tick = parley_scheduler::tick(&scene.ports).await.unwrap();
+    assert_eq!(tick.queued, 2, "{tick:?}");
+    dial_all(&scene).await;
+    assert_eq!(twilio.placed.lock().unwrap().len(), 1);
 }

@@ -1,6 +1,8 @@
 //! Campaigns: their settings, their life (start, pause, resume) and their leads,
 //! imported from CSV or JSON with per-row errors while the good rows go in.
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -10,7 +12,7 @@ use parley_shared::campaignviews::{campaign_json, project_campaign};
 use parley_shared::domain::campaign::{Campaign, CampaignCommand, CampaignError, CampaignSettings};
 use parley_shared::domain::lead::{Lead, LeadCommand, LeadError};
 use parley_shared::domain::{CampaignId, LeadId, PhoneNumber, TenantId};
-use parley_shared::leadimport::{self, ImportError, Limits};
+use parley_shared::leadimport::{self, ImportError, ImportedLead, Limits};
 use parley_shared::leadviews::{LeadState, project_lead};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -225,53 +227,23 @@ pub async fn import_leads(
     }
     .map_err(import_error)?;
 
-    let mut imported = 0u32;
     let mut duplicates: Vec<Value> = parsed.duplicates.iter().map(|d| json!(d)).collect();
+    let created = concurrently(parsed.leads, |lead| {
+        create_lead(state.clone(), tenant.clone(), campaign_id.clone(), lead)
+    })
+    .await?;
     let mut new_leads = Vec::new();
-    for mut lead in parsed.leads {
-        let lead_id = LeadId::for_campaign_phone(&campaign_id, lead.phone.as_str());
-        // The lead's email travels with its other fields (greetings, confirmations).
-        if let Some(email) = lead.email.take() {
-            lead.fields.insert("email".into(), email);
-        }
-        let create = LeadCommand::Create {
-            campaign_id: Some(campaign_id.clone()),
-            phone: lead.phone.clone(),
-            name: lead.name,
-            time_zone: lead.time_zone,
-            fields: lead.fields,
-        };
-        let ctx = Context {
-            tenant_id: tenant.to_string(),
-            correlation_id: campaign_id.to_string(),
-            idempotency_key: None,
-        };
-        let mut done = match execute::<Lead>(
-            &*state.ports.events,
-            &*state.ports.clock,
-            &lead_id.stream(),
-            &ctx,
-            create,
-        )
-        .await
-        {
-            Ok(done) => done,
-            Err(CommandError::Rejected(LeadError::AlreadyExists)) => {
+    for outcome in created {
+        match outcome {
+            Created::New(id, lead, version) => new_leads.push((id, lead, version)),
+            Created::Known { row, phone } => {
                 // Already in the campaign from an earlier upload.
-                duplicates.push(json!({"row": lead.row, "phone": lead.phone, "first_row": null}));
-                continue;
+                duplicates.push(json!({"row": row, "phone": phone, "first_row": null}));
             }
-            Err(e) => return Err(e.into()),
-        };
-        imported += 1;
-        if lead.do_not_call {
-            let dnc = LeadCommand::MarkDoNotCall {
-                reason: "marked in the import".into(),
-            };
-            done = run::<Lead>(&state, &lead_id.stream(), &tenant, dnc).await?;
         }
-        new_leads.push((lead_id, done.state, done.version));
     }
+    duplicates.sort_by_key(|d| d["row"].as_u64());
+    let imported = new_leads.len() as u32;
     let campaign = if imported > 0 {
         let done = run::<Campaign>(
             &state,
@@ -297,18 +269,29 @@ pub async fn import_leads(
         && let Some(settings) = campaign.settings.as_ref()
     {
         let now = state.ports.clock.now();
-        for (lead_id, lead, lead_version) in &new_leads {
-            let lead_state = LeadState {
-                id: lead_id,
-                tenant: &tenant,
-                campaign_id: &campaign_id,
-                lead,
-                lead_version: *lead_version,
-                settings,
-                campaign_version: *campaign_version,
-            };
-            project_lead(&*state.ports.views, &lead_state, now).await?;
-        }
+        let (settings, campaign_version) = (Arc::new(settings.clone()), *campaign_version);
+        concurrently(new_leads, |(lead_id, lead, lead_version)| {
+            let (views, tenant, campaign_id, settings) = (
+                state.ports.views.clone(),
+                tenant.clone(),
+                campaign_id.clone(),
+                settings.clone(),
+            );
+            async move {
+                let lead_state = LeadState {
+                    id: &lead_id,
+                    tenant: &tenant,
+                    campaign_id: &campaign_id,
+                    lead: &lead,
+                    lead_version,
+                    settings: &settings,
+                    campaign_version,
+                };
+                project_lead(&*views, &lead_state, now).await?;
+                Ok(())
+            }
+        })
+        .await?;
     }
     tracing::info!(tenant_id = %tenant, campaign_id = %campaign_id, imported, "leads imported");
     Ok(Json(json!({
@@ -316,6 +299,108 @@ pub async fn import_leads(
         "duplicates": duplicates,
         "errors": parsed.errors,
     })))
+}
+
+/// How many leads are written at once: concurrent writes share the store's commits
+/// (one fsync for many on the embedded store; parallel requests on DynamoDB).
+const IMPORT_CONCURRENCY: usize = 32;
+
+/// Runs `f` on every item, `IMPORT_CONCURRENCY` at a time; the results in no
+/// particular order, or the first error (the tasks still running are cancelled between
+/// their commands, each of which is atomic).
+async fn concurrently<I, T, Fut>(
+    items: impl IntoIterator<Item = I>,
+    f: impl Fn(I) -> Fut,
+) -> Result<Vec<T>, ApiError>
+where
+    T: Send + 'static,
+    Fut: Future<Output = Result<T, ApiError>> + Send + 'static,
+{
+    let mut items = items.into_iter();
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut done = Vec::new();
+    loop {
+        while tasks.len() < IMPORT_CONCURRENCY {
+            match items.next() {
+                Some(item) => {
+                    tasks.spawn(f(item));
+                }
+                None => break,
+            }
+        }
+        match tasks.join_next().await {
+            Some(Ok(result)) => done.push(result?),
+            Some(Err(e)) => {
+                tracing::error!(error = %e, "an import task failed");
+                return Err(ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "internal error",
+                ));
+            }
+            None => return Ok(done),
+        }
+    }
+}
+
+/// What writing one imported row came to.
+enum Created {
+    New(LeadId, Lead, u64),
+    /// The number is already a lead of the campaign.
+    Known {
+        row: usize,
+        phone: PhoneNumber,
+    },
+}
+
+async fn create_lead(
+    state: AppState,
+    tenant: TenantId,
+    campaign_id: CampaignId,
+    mut lead: ImportedLead,
+) -> Result<Created, ApiError> {
+    let lead_id = LeadId::for_campaign_phone(&campaign_id, lead.phone.as_str());
+    // The lead's email travels with its other fields (greetings, confirmations).
+    if let Some(email) = lead.email.take() {
+        lead.fields.insert("email".into(), email);
+    }
+    let create = LeadCommand::Create {
+        campaign_id: Some(campaign_id.clone()),
+        phone: lead.phone.clone(),
+        name: lead.name,
+        time_zone: lead.time_zone,
+        fields: lead.fields,
+    };
+    let ctx = Context {
+        tenant_id: tenant.to_string(),
+        correlation_id: campaign_id.to_string(),
+        idempotency_key: None,
+    };
+    let mut done = match execute::<Lead>(
+        &*state.ports.events,
+        &*state.ports.clock,
+        &lead_id.stream(),
+        &ctx,
+        create,
+    )
+    .await
+    {
+        Ok(done) => done,
+        Err(CommandError::Rejected(LeadError::AlreadyExists)) => {
+            return Ok(Created::Known {
+                row: lead.row,
+                phone: lead.phone,
+            });
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if lead.do_not_call {
+        let dnc = LeadCommand::MarkDoNotCall {
+            reason: "marked in the import".into(),
+        };
+        done = run::<Lead>(&state, &lead_id.stream(), &tenant, dnc).await?;
+    }
+    Ok(Created::New(lead_id, done.state, done.version))
 }
 
 fn import_error(e: ImportError) -> ApiError {

@@ -227,6 +227,7 @@ async fn campaign_turn(
         return Ok(());
     }
     repair(ports, now, id, &tenant, tick).await?;
+    replan(ports, now, id, &tenant, &loaded.state, loaded.version).await?;
 
     if !tenants.contains_key(&tenant) {
         let room = tenant_room(ports, &tenant).await?;
@@ -406,6 +407,85 @@ impl Turn<'_> {
             }
             Err(e) => Err(e.into()),
         }
+    }
+}
+
+/// The most leads re-planned in one tick after a settings change.
+const REPLAN_PER_TICK: usize = 2_000;
+const REPLANS: &str = "campaign_replans";
+
+/// After the campaign's settings changed (its window, zone or retry policy), plans its
+/// leads again, a chunk per tick, from the lead list: waiting leads move to the new
+/// window, and leads the old policy had given up on may be due again.
+async fn replan(
+    ports: &Ports,
+    now: DateTime<Utc>,
+    id: &CampaignId,
+    tenant: &TenantId,
+    campaign: &Campaign,
+    campaign_version: u64,
+) -> Result<(), TickError> {
+    let target = campaign.settings_revision;
+    let Some(settings) = campaign.settings.as_ref() else {
+        return Ok(());
+    };
+    let key = id.to_string();
+    let marker = ports.views.get(REPLANS, &key).await?;
+    let done = marker
+        .as_ref()
+        .and_then(|m| m.body["done"].as_u64())
+        .unwrap_or(1);
+    if u64::from(target) <= done {
+        return Ok(());
+    }
+    // A newer change restarts the walk from the first lead.
+    let cursor = marker
+        .as_ref()
+        .filter(|m| m.body["target"].as_u64() == Some(u64::from(target)))
+        .and_then(|m| m.body["cursor"].as_str().map(str::to_owned));
+    let mut query = Query::new(Index::First, leadviews::leads_partition(id));
+    query.limit = PAGE;
+    query.cursor = cursor;
+    let mut planned = 0;
+    let next = loop {
+        let page = ports.views.query(&query).await?;
+        for view in &page.views {
+            let Ok(lead_id) = LeadId::parse(&view.key) else {
+                continue;
+            };
+            let Some(loaded) = load_lead(&*ports.events, &lead_id).await? else {
+                continue;
+            };
+            let state = LeadState {
+                id: &lead_id,
+                tenant,
+                campaign_id: id,
+                lead: &loaded.lead,
+                lead_version: loaded.version,
+                settings,
+                campaign_version,
+            };
+            project_lead(&*ports.views, &state, now).await?;
+            planned += 1;
+        }
+        match page.next {
+            Some(next) if planned < REPLAN_PER_TICK => query.cursor = Some(next),
+            other => break other,
+        }
+    };
+    let body = match &next {
+        Some(cursor) => json!({"done": done, "target": target, "cursor": cursor}),
+        None => json!({"done": target}),
+    };
+    let expected = marker.as_ref().map_or(0, |m| m.revision);
+    match ports
+        .views
+        .put(&View::new(REPLANS, key, body), Some(expected))
+        .await
+    {
+        // Another writer moved it: the next tick carries on from there.
+        Ok(_) | Err(StoreError::Conflict { .. }) => Ok(()),
+        Err(e) => Err(e.into()),
     }
 }
 

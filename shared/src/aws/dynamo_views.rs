@@ -268,7 +268,15 @@ impl ViewStore for DynamoViewStore {
             .scan_index_forward(!query.descending)
             .limit(i32::try_from(query.limit).unwrap_or(i32::MAX))
             .set_exclusive_start_key(start);
-        request = if let Some((low, high)) = &query.sort_between {
+        request = if let Some((low, high)) = &query.sort_between
+            && low.is_empty()
+        {
+            // DynamoDB refuses an empty string in a key condition: "up to" it is.
+            request
+                .key_condition_expression("#p = :p AND #s <= :hi")
+                .expression_attribute_names("#s", sv)
+                .expression_attribute_values(":hi", s(high))
+        } else if let Some((low, high)) = &query.sort_between {
             request
                 .key_condition_expression("#p = :p AND #s BETWEEN :lo AND :hi")
                 .expression_attribute_names("#s", sv)

@@ -335,6 +335,9 @@ pub struct Campaign {
     pub settings: Option<CampaignSettings>,
     pub status: CampaignStatus,
     pub lead_count: u64,
+    /// How many times the settings were written (1 after creation): leads planned under
+    /// older settings are planned again.
+    pub settings_revision: u32,
 }
 
 impl Campaign {
@@ -405,9 +408,11 @@ impl Aggregate for Campaign {
             CampaignEvent::CampaignCreated { settings } => {
                 self.exists = true;
                 self.settings = Some(settings.clone());
+                self.settings_revision = 1;
             }
             CampaignEvent::CampaignSettingsChanged { settings } => {
                 self.settings = Some(settings.clone());
+                self.settings_revision += 1;
             }
             CampaignEvent::LeadsAdded { count } => self.lead_count += u64::from(*count),
             CampaignEvent::CampaignStarted | CampaignEvent::CampaignResumed => {

@@ -4,7 +4,10 @@
 //!
 //! One writer connection behind a mutex serialises every write (`BEGIN IMMEDIATE`), so
 //! writers never deadlock on lock upgrades; a small pool of read-only connections reads
-//! beside it, which WAL allows. A damaged file is reported as [`StoreError::Corrupt`] and
+//! beside it, which WAL allows. Writes that arrive while another commits are committed
+//! together (group commit): each runs in its own savepoint, so one failing undoes only
+//! itself, and none is acknowledged before the shared commit is durable. Concurrent
+//! writers then share one fsync instead of queueing for one each. A damaged file is reported as [`StoreError::Corrupt`] and
 //! never rewritten: nothing here deletes, truncates or recreates the file.
 
 use std::fmt;
@@ -112,7 +115,15 @@ struct Inner {
     // Readers drop first, so the writer closes last and checkpoints the WAL into the file.
     readers: Mutex<Vec<Connection>>,
     writer: Mutex<Connection>,
+    /// Writes waiting for the writer connection, committed together by whichever
+    /// blocking task takes the writer next.
+    pending: Mutex<Vec<WriteJob>>,
 }
+
+/// A write waiting its turn: runs in the shared transaction (or learns why there is
+/// none) and returns what delivers its result once the commit's outcome is known.
+type WriteJob = Box<dyn FnOnce(Result<&Transaction<'_>, &str>) -> Deliver + Send>;
+type Deliver = Box<dyn FnOnce(Result<(), &str>) + Send>;
 
 impl fmt::Debug for SqliteDb {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -137,6 +148,7 @@ impl SqliteDb {
                 clock,
                 readers: Mutex::new(Vec::new()),
                 writer: Mutex::new(writer),
+                pending: Mutex::new(Vec::new()),
             }),
         })
     }
@@ -150,22 +162,78 @@ impl SqliteDb {
         self.inner.clock.clone()
     }
 
-    /// Runs `f` in one `BEGIN IMMEDIATE` transaction on the writer connection, committed
-    /// if `f` succeeds and rolled back otherwise.
+    /// Runs `f` in a `BEGIN IMMEDIATE` transaction on the writer connection (shared with
+    /// the writes that queued beside it, each in its own savepoint): `f`'s changes are
+    /// committed if it succeeds and undone otherwise, and its result comes back only
+    /// once the commit is durable.
     pub(crate) async fn write<T, F>(&self, f: F) -> StoreResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&Transaction<'_>) -> Result<T, DbError> + Send + 'static,
     {
+        let (send, receive) = tokio::sync::oneshot::channel::<StoreResult<T>>();
+        let db = self.clone();
+        let job: WriteJob = Box::new(move |tx| {
+            let out = match tx {
+                Ok(tx) => in_savepoint(tx, f).map_err(|e| db.error(e)),
+                Err(why) => Err(db.commit_failed(why)),
+            };
+            Box::new(move |commit: Result<(), &str>| {
+                let result = match commit {
+                    Ok(()) => out,
+                    Err(why) => Err(db.commit_failed(why)),
+                };
+                let _ = send.send(result);
+            })
+        });
+        lock(&self.inner.pending).push(job);
         let db = self.clone();
         self.blocking(move || {
-            let mut conn = lock(&db.inner.writer);
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let out = f(&tx)?;
-            tx.commit()?;
-            Ok(out)
+            db.commit_pending();
+            Ok(())
         })
-        .await
+        .await?;
+        receive.await.map_err(|_| StoreError::Backend {
+            what: self.inner.what.clone(),
+            detail: "the write was lost with its database task".into(),
+            retryable: true,
+        })?
+    }
+
+    /// Takes the writer and commits every write waiting for it as one transaction. Finds
+    /// nothing to do when another task already committed this task's write.
+    fn commit_pending(&self) {
+        let mut conn = lock(&self.inner.writer);
+        let jobs = std::mem::take(&mut *lock(&self.inner.pending));
+        if jobs.is_empty() {
+            return;
+        }
+        let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+            Ok(tx) => tx,
+            Err(e) => {
+                let why = map_error(&self.inner.what, e).to_string();
+                for job in jobs {
+                    job(Err(&why))(Err(&why));
+                }
+                return;
+            }
+        };
+        let deliveries: Vec<Deliver> = jobs.into_iter().map(|job| job(Ok(&tx))).collect();
+        match tx.commit() {
+            Ok(()) => deliveries.into_iter().for_each(|d| d(Ok(()))),
+            Err(e) => {
+                let why = map_error(&self.inner.what, e).to_string();
+                deliveries.into_iter().for_each(|d| d(Err(&why)));
+            }
+        }
+    }
+
+    fn commit_failed(&self, why: &str) -> StoreError {
+        StoreError::Backend {
+            what: self.inner.what.clone(),
+            detail: format!("commit failed: {why}"),
+            retryable: true,
+        }
     }
 
     /// Runs `f` on a read-only connection; each statement sees the latest commit.
@@ -206,6 +274,25 @@ impl SqliteDb {
         match e {
             DbError::Store(e) => e,
             DbError::Sql(e) => map_error(&self.inner.what, e),
+        }
+    }
+}
+
+/// Runs `f` in a savepoint of `tx`: released if `f` succeeds, rolled back if it fails,
+/// so that a failed write leaves the writes sharing its transaction untouched.
+fn in_savepoint<T>(
+    tx: &Transaction<'_>,
+    f: impl FnOnce(&Transaction<'_>) -> Result<T, DbError>,
+) -> Result<T, DbError> {
+    tx.execute_batch("SAVEPOINT parley_write")?;
+    match f(tx) {
+        Ok(out) => {
+            tx.execute_batch("RELEASE parley_write")?;
+            Ok(out)
+        }
+        Err(e) => {
+            tx.execute_batch("ROLLBACK TO parley_write; RELEASE parley_write")?;
+            Err(e)
         }
     }
 }
@@ -312,6 +399,54 @@ pub(crate) fn to_sql_int(field: &str, value: u64) -> StoreResult<i64> {
 mod tests {
     use super::*;
     use crate::clock::SystemClock;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn writes_committed_together_fail_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = SqliteDb::open(&dir.path().join("parley.db"), Arc::new(SystemClock)).unwrap();
+        // 200 concurrent writers, every seventh failing after it wrote its row.
+        let mut writers = tokio::task::JoinSet::new();
+        for i in 0..200i64 {
+            let db = db.clone();
+            writers.spawn(async move {
+                let out = db
+                    .write(move |tx| {
+                        tx.execute(
+                            "INSERT INTO secrets (name, value) VALUES (?1, 'x')",
+                            [format!("s{i}")],
+                        )?;
+                        if i % 7 == 0 {
+                            return Err(StoreError::invalid("value", "refused").into());
+                        }
+                        Ok(i)
+                    })
+                    .await;
+                (i, out.is_ok())
+            });
+        }
+        let mut ok = 0;
+        while let Some(joined) = writers.join_next().await {
+            let (i, succeeded) = joined.unwrap();
+            assert_eq!(succeeded, i % 7 != 0, "writer {i}");
+            ok += usize::from(succeeded);
+        }
+        let stored: i64 = db
+            .read(|conn| Ok(conn.query_row("SELECT COUNT(*) FROM secrets", [], |r| r.get(0))?))
+            .await
+            .unwrap();
+        assert_eq!(stored as usize, ok);
+        let refused: i64 = db
+            .read(|conn| {
+                Ok(
+                    conn.query_row("SELECT COUNT(*) FROM secrets WHERE name = 's7'", [], |r| {
+                        r.get(0)
+                    })?,
+                )
+            })
+            .await
+            .unwrap();
+        assert_eq!(refused, 0);
+    }
 
     #[tokio::test]
     async fn garbage_file_is_refused_and_left_unchanged() {
