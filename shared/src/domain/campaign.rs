@@ -335,8 +335,9 @@ pub struct Campaign {
     pub settings: Option<CampaignSettings>,
     pub status: CampaignStatus,
     pub lead_count: u64,
-    /// How many times the settings were written (1 after creation): leads planned under
-    /// older settings are planned again.
+    /// How many times the settings that decide when leads are called (calling window,
+    /// time zone, retry policy) were written, 1 after creation: leads planned under
+    /// older ones are planned again.
     pub settings_revision: u32,
 }
 
@@ -411,8 +412,15 @@ impl Aggregate for Campaign {
                 self.settings_revision = 1;
             }
             CampaignEvent::CampaignSettingsChanged { settings } => {
+                let replan = self.settings.as_ref().is_none_or(|old| {
+                    old.calling_window != settings.calling_window
+                        || old.time_zone != settings.time_zone
+                        || old.retry != settings.retry
+                });
+                if replan {
+                    self.settings_revision += 1;
+                }
                 self.settings = Some(settings.clone());
-                self.settings_revision += 1;
             }
             CampaignEvent::LeadsAdded { count } => self.lead_count += u64::from(*count),
             CampaignEvent::CampaignStarted | CampaignEvent::CampaignResumed => {
@@ -511,6 +519,24 @@ mod tests {
             when(&paused, CampaignCommand::Resume).unwrap(),
             vec![CampaignEvent::CampaignResumed]
         );
+    }
+
+    #[test]
+    fn only_settings_that_decide_call_times_ask_for_a_new_plan() {
+        let mut faster = settings();
+        faster.max_concurrent_calls = 50;
+        let mut later = settings();
+        later.calling_window.end = NaiveTime::from_hms_opt(20, 0, 0).unwrap();
+        let campaign = given::<Campaign>(&[
+            created(),
+            CampaignEvent::CampaignSettingsChanged { settings: faster },
+        ]);
+        assert_eq!(campaign.settings_revision, 1);
+        let campaign = given::<Campaign>(&[
+            created(),
+            CampaignEvent::CampaignSettingsChanged { settings: later },
+        ]);
+        assert_eq!(campaign.settings_revision, 2);
     }
 
     #[test]
