@@ -21,7 +21,7 @@ use crate::domain::lead::{Lead, LeadStatus};
 use crate::domain::{CampaignId, LeadId, TenantId};
 use crate::error::StoreResult;
 use crate::eventstore::EventStore;
-use crate::readmodel::{IndexEntry, View, ViewStore, project};
+use crate::readmodel::{IndexEntry, View, ViewStore, project_timed};
 
 pub const LEADS: &str = "leads";
 pub const DIAL: &str = "dial";
@@ -145,7 +145,7 @@ pub async fn project_lead(
         leads_status_partition(state.campaign_id, state.lead.status),
         key.clone(),
     ));
-    project(views, leads, version).await?;
+    project_timed(views, leads, version).await?;
 
     let mut body = dial_json(&dial);
     body["lead_id"] = json!(state.id);
@@ -170,7 +170,7 @@ pub async fn project_lead(
         }
         Dial::Resolved(_) => {}
     }
-    project(views, view, version).await?;
+    project_timed(views, view, version).await?;
     Ok(dial)
 }
 

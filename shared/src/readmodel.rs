@@ -201,10 +201,25 @@ pub trait ViewStore: Send + Sync {
 /// view already reflects that version or a later one. Safe to call again and out of
 /// order (a retried request, a replayed projection): an older state never replaces a
 /// newer one. The version is kept in the body as `stream_version`.
-pub async fn project(
+pub async fn project(views: &dyn ViewStore, view: View, stream_version: u64) -> StoreResult<()> {
+    project_with(views, view, stream_version, false).await
+}
+
+/// [`project`] for views that also depend on the time they are computed at (a lead's
+/// next due time): at the same version, a view that differs replaces the stored one.
+pub async fn project_timed(
+    views: &dyn ViewStore,
+    view: View,
+    stream_version: u64,
+) -> StoreResult<()> {
+    project_with(views, view, stream_version, true).await
+}
+
+async fn project_with(
     views: &dyn ViewStore,
     mut view: View,
     stream_version: u64,
+    same_version_replaces: bool,
 ) -> StoreResult<()> {
     if let Some(body) = view.body.as_object_mut() {
         body.insert("stream_version".into(), stream_version.into());
@@ -212,9 +227,7 @@ pub async fn project(
     for _ in 0..10 {
         let current = views.get(&view.collection, &view.key).await?;
         let expected = match &current {
-            Some(stored)
-                if stored.body["stream_version"].as_u64().unwrap_or(0) >= stream_version =>
-            {
+            Some(stored) if !newer(stored, &view, stream_version, same_version_replaces) => {
                 return Ok(());
             }
             Some(stored) => stored.revision,
@@ -231,4 +244,15 @@ pub async fn project(
         expected: stream_version,
         actual: 0,
     })
+}
+
+/// Whether `view` at `stream_version` should replace `stored`.
+fn newer(stored: &View, view: &View, stream_version: u64, same_version_replaces: bool) -> bool {
+    let stored_version = stored.body["stream_version"].as_u64().unwrap_or(0);
+    stored_version < stream_version
+        || (same_version_replaces
+            && stored_version == stream_version
+            && (stored.body != view.body
+                || stored.index1 != view.index1
+                || stored.index2 != view.index2))
 }

@@ -439,3 +439,34 @@ async fn a_wider_window_is_used_from_the_next_tick() {
     dial_all(&scene).await;
     assert_eq!(twilio.placed.lock().unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn leads_left_waiting_at_closing_time_wait_for_the_next_opening() {
+    // 18:58 in New York: room for one call (cap 1) before the window closes at 19:00.
+    let (clock, shared) = manual(Utc.with_ymd_and_hms(2026, 1, 14, 23, 58, 0).unwrap());
+    let (twilio, url) = quiet_twilio(shared.clone()).await;
+    let scene = Scene::new(shared, &url, 5).await;
+    let campaign = scene
+        .campaign(json!({"max_concurrent_calls": 1}), two_leads())
+        .await;
+    assert_eq!(
+        parley_scheduler::tick(&scene.ports).await.unwrap().queued,
+        1
+    );
+
+    // 19:03: the reserved job comes too late and is withdrawn; the other lead, still
+    // listed as due, is looked at once and moved to tomorrow's opening.
+    clock.advance(Duration::minutes(5));
+    dial_all(&scene).await;
+    assert!(twilio.placed.lock().unwrap().is_empty());
+    let tick = parley_scheduler::tick(&scene.ports).await.unwrap();
+    assert_eq!((tick.queued, tick.examined), (0, 1), "{tick:?}");
+    for phone in [LEAD_A, LEAD_B] {
+        let lead = lead_view(&scene, &campaign, phone).await;
+        assert_eq!(lead["dial"]["due_at"], "2026-01-15T15:00:00Z", "{lead}");
+    }
+    // The night's ticks look at nobody.
+    clock.advance(Duration::minutes(1));
+    let tick = parley_scheduler::tick(&scene.ports).await.unwrap();
+    assert_eq!(tick.examined, 0, "{tick:?}");
+}

@@ -103,10 +103,17 @@ pub fn plan(lead: &Lead, settings: &CampaignSettings, now: DateTime<Utc>) -> Dia
         }
     };
     let attempt = lead.attempts.len() as u32 + 1;
-    match settings
-        .calling_window
-        .next_open(lead_zone(lead, settings), earliest)
-    {
+    let window = &settings.calling_window;
+    let zone = lead_zone(lead, settings);
+    // Due since an opening that has closed again: due at the next one instead, so that
+    // the scheduler does not look at the lead all night.
+    let at = window.next_open(zone, earliest).and_then(|at| {
+        match at < now && !window.contains(zone, now) {
+            true => window.next_open(zone, now),
+            false => Some(at),
+        }
+    });
+    match at {
         Some(at) => Dial::Due { attempt, at },
         // A window that never opens (wholly inside a skipped hour) calls nobody.
         None => Dial::Resolved(Resolution::Exhausted),
@@ -247,16 +254,22 @@ mod tests {
     fn retries_wait_by_outcome_and_move_to_the_next_opening() {
         let s = settings("UTC");
         let ended = utc(2026, 1, 14, 12, 0);
-        // Due since the policy's time, however late the scheduler asks.
+        // Due since the policy's time, however late the scheduler asks while the
+        // window is open...
+        let no_answer = lead(None, called(1, CallStatus::NoAnswer, ended, false));
         assert_eq!(
-            plan(
-                &lead(None, called(1, CallStatus::NoAnswer, ended, false)),
-                &s,
-                utc(2026, 1, 20, 0, 0)
-            ),
+            plan(&no_answer, &s, utc(2026, 1, 14, 18, 0)),
             Dial::Due {
                 attempt: 2,
                 at: utc(2026, 1, 14, 14, 0)
+            }
+        );
+        // ...and from the next opening once it has closed again.
+        assert_eq!(
+            plan(&no_answer, &s, utc(2026, 1, 14, 20, 0)),
+            Dial::Due {
+                attempt: 2,
+                at: utc(2026, 1, 15, 10, 0)
             }
         );
         let at = |history| match plan(&lead(None, history), &s, ended) {
