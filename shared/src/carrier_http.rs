@@ -93,6 +93,8 @@ pub(crate) struct FormPost<'a, P: ?Sized> {
     pub password: &'a str,
     /// The form's name-value pairs, in order.
     pub params: &'a P,
+    /// A GET of `url` (reading a resource) instead of a form POST; `params` unused.
+    pub get: bool,
 }
 
 /// How a [`post_form`] ended.
@@ -187,10 +189,12 @@ async fn attempt_once<P>(
 where
     P: Serialize + ?Sized,
 {
-    let sent = http
-        .post(post.url)
+    let request = match post.get {
+        true => http.get(post.url),
+        false => http.post(post.url).form(post.params),
+    };
+    let sent = request
         .basic_auth(post.user, Some(post.password))
-        .form(post.params)
         .send()
         .await;
     let response = match sent {

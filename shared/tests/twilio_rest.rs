@@ -307,6 +307,7 @@ async fn create_call_posts_every_parameter_by_twilios_names() {
             to: Some("+14155550123".into()),
             from: Some("+14155550100".into()),
             direction: Some("outbound-api".into()),
+            duration: None,
         }
     );
     let requests = twilio.requests();
@@ -821,4 +822,34 @@ async fn the_auth_token_never_shows() {
     assert!(warnings[0].contains("status=503"), "{text}");
     assert!(!text.contains(AUTH_TOKEN), "{text}");
     assert!(!text.contains(&STANDARD.encode(format!("{ACCOUNT_SID}:{AUTH_TOKEN}"))));
+}
+
+#[tokio::test]
+async fn fetch_call_gets_the_call_and_reads_its_length() {
+    let body = json!({
+        "sid": "CA00000000000000000000000000000009",
+        "account_sid": ACCOUNT_SID,
+        "status": "completed",
+        "duration": "42",
+    });
+    let twilio = FakeTwilio::start(vec![Reply::raw(200, &body.to_string())]).await;
+    let call = client(&twilio.base_url)
+        .fetch_call(&credentials(), "CA00000000000000000000000000000009")
+        .await
+        .unwrap();
+    assert_eq!(call.status, "completed");
+    assert_eq!(call.duration.as_deref(), Some("42"));
+    let requests = twilio.requests();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(requests[0].method, Method::GET);
+    assert_eq!(
+        requests[0].path,
+        format!("/2010-04-01/Accounts/{ACCOUNT_SID}/Calls/CA00000000000000000000000000000009.json")
+    );
+    // A SID with a path in it never reaches the URL.
+    let refused = client(&twilio.base_url)
+        .fetch_call(&credentials(), "../Calls")
+        .await;
+    assert!(refused.is_err());
+    assert_eq!(twilio.requests().len(), 1);
 }

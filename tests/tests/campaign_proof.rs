@@ -439,7 +439,9 @@ async fn a_thousand_lead_campaign_runs_to_completion_within_every_rule() {
             }
         }
         if now >= next_tick {
-            let tick = parley_scheduler::tick(&ports).await.unwrap();
+            let tick = parley_scheduler::tick(&ports, Some(&dialer.dialing))
+                .await
+                .unwrap();
             assert!(tick.ran);
             if tick.queued > 0 || tick.requeued > 0 {
                 busy_until = now + Duration::seconds(61);

@@ -94,7 +94,7 @@ async fn a_paused_campaign_dials_nobody_and_resumes_where_it_stopped() {
     let scene = Scene::new(shared, &url, 5).await;
     let campaign = scene.campaign(json!({}), two_leads()).await;
 
-    let tick = parley_scheduler::tick(&scene.ports).await.unwrap();
+    let tick = parley_scheduler::tick(&scene.ports, None).await.unwrap();
     assert_eq!(tick.queued, 2);
     // Paused after the jobs were queued: they must not dial.
     scene
@@ -112,7 +112,10 @@ async fn a_paused_campaign_dials_nobody_and_resumes_where_it_stopped() {
     // Ticks while paused queue nothing.
     clock.advance(Duration::seconds(60));
     assert_eq!(
-        parley_scheduler::tick(&scene.ports).await.unwrap().queued,
+        parley_scheduler::tick(&scene.ports, None)
+            .await
+            .unwrap()
+            .queued,
         0
     );
 
@@ -125,7 +128,10 @@ async fn a_paused_campaign_dials_nobody_and_resumes_where_it_stopped() {
         .await;
     clock.advance(Duration::seconds(60));
     assert_eq!(
-        parley_scheduler::tick(&scene.ports).await.unwrap().queued,
+        parley_scheduler::tick(&scene.ports, None)
+            .await
+            .unwrap()
+            .queued,
         2
     );
     // One call per second: the second job is queued for the next second.
@@ -152,7 +158,10 @@ async fn a_number_blocked_after_its_job_was_queued_is_not_dialled() {
     let scene = Scene::new(shared, &url, 5).await;
     let campaign = scene.campaign(json!({}), two_leads()).await;
     assert_eq!(
-        parley_scheduler::tick(&scene.ports).await.unwrap().queued,
+        parley_scheduler::tick(&scene.ports, None)
+            .await
+            .unwrap()
+            .queued,
         2
     );
     scene
@@ -233,7 +242,7 @@ async fn one_bad_message_fails_alone_in_an_sqs_batch() {
     let (twilio, url) = quiet_twilio(shared.clone()).await;
     let scene = Scene::new(shared, &url, 5).await;
     scene.campaign(json!({}), two_leads()).await;
-    parley_scheduler::tick(&scene.ports).await.unwrap();
+    parley_scheduler::tick(&scene.ports, None).await.unwrap();
     let job = scene
         .ports
         .dial_queue
@@ -266,7 +275,10 @@ async fn the_scheduler_repairs_lost_jobs_and_calls_a_dead_dialer_left_unplaced()
     let campaign = scene.campaign(json!({}), two_leads()).await;
     let campaign_id = CampaignId::parse(&campaign).unwrap();
     assert_eq!(
-        parley_scheduler::tick(&scene.ports).await.unwrap().queued,
+        parley_scheduler::tick(&scene.ports, None)
+            .await
+            .unwrap()
+            .queued,
         2
     );
     // Both jobs are lost (the queue send failed, say)...
@@ -310,7 +322,7 @@ async fn the_scheduler_repairs_lost_jobs_and_calls_a_dead_dialer_left_unplaced()
 
     // Ten minutes on, lead B's job is queued again; lead A's call exists, so it waits.
     clock.advance(Duration::minutes(10) - Duration::seconds(2));
-    let tick = parley_scheduler::tick(&scene.ports).await.unwrap();
+    let tick = parley_scheduler::tick(&scene.ports, None).await.unwrap();
     assert_eq!(tick.requeued, 1, "{tick:?}");
     dial_all(&scene).await;
     let placed = twilio.placed.lock().unwrap().clone();
@@ -319,7 +331,7 @@ async fn the_scheduler_repairs_lost_jobs_and_calls_a_dead_dialer_left_unplaced()
 
     // Thirty minutes on, lead A's unplaced call is failed and its attempt closed.
     clock.advance(Duration::minutes(20));
-    let tick = parley_scheduler::tick(&scene.ports).await.unwrap();
+    let tick = parley_scheduler::tick(&scene.ports, None).await.unwrap();
     assert_eq!(tick.repaired, 1, "{tick:?}");
     let call = load_any::<Call>(&*scene.ports.events, &call_a.stream())
         .await
@@ -348,11 +360,11 @@ async fn a_tick_finding_the_lock_held_does_nothing_until_it_lapses() {
         json!({"holder": "another", "until": (wednesday() + Duration::seconds(55)).timestamp_micros()}),
     );
     scene.ports.views.put(&held, None).await.unwrap();
-    let tick = parley_scheduler::tick(&scene.ports).await.unwrap();
+    let tick = parley_scheduler::tick(&scene.ports, None).await.unwrap();
     assert!(!tick.ran);
     assert_eq!(tick.queued, 0);
     clock.advance(Duration::seconds(56));
-    let tick = parley_scheduler::tick(&scene.ports).await.unwrap();
+    let tick = parley_scheduler::tick(&scene.ports, None).await.unwrap();
     assert!(tick.ran);
     assert_eq!(tick.queued, 2);
 }
@@ -421,7 +433,10 @@ async fn a_wider_window_is_used_from_the_next_tick() {
     let scene = Scene::new(shared, &url, 5).await;
     let campaign = scene.campaign(json!({}), two_leads()).await;
     assert_eq!(
-        parley_scheduler::tick(&scene.ports).await.unwrap().queued,
+        parley_scheduler::tick(&scene.ports, None)
+            .await
+            .unwrap()
+            .queued,
         0
     );
     let lead = lead_view(&scene, &campaign, LEAD_A).await;
@@ -434,7 +449,7 @@ async fn a_wider_window_is_used_from_the_next_tick() {
             json!({"calling_window": {"start": "08:30:00"}}),
         )
         .await;
-    let tick = parley_scheduler::tick(&scene.ports).await.unwrap();
+    let tick = parley_scheduler::tick(&scene.ports, None).await.unwrap();
     assert_eq!(tick.queued, 2, "{tick:?}");
     dial_all(&scene).await;
     assert_eq!(twilio.placed.lock().unwrap().len(), 1);
@@ -450,7 +465,10 @@ async fn leads_left_waiting_at_closing_time_wait_for_the_next_opening() {
         .campaign(json!({"max_concurrent_calls": 1}), two_leads())
         .await;
     assert_eq!(
-        parley_scheduler::tick(&scene.ports).await.unwrap().queued,
+        parley_scheduler::tick(&scene.ports, None)
+            .await
+            .unwrap()
+            .queued,
         1
     );
 
@@ -459,7 +477,7 @@ async fn leads_left_waiting_at_closing_time_wait_for_the_next_opening() {
     clock.advance(Duration::minutes(5));
     dial_all(&scene).await;
     assert!(twilio.placed.lock().unwrap().is_empty());
-    let tick = parley_scheduler::tick(&scene.ports).await.unwrap();
+    let tick = parley_scheduler::tick(&scene.ports, None).await.unwrap();
     assert_eq!((tick.queued, tick.examined), (0, 1), "{tick:?}");
     for phone in [LEAD_A, LEAD_B] {
         let lead = lead_view(&scene, &campaign, phone).await;
@@ -467,6 +485,71 @@ async fn leads_left_waiting_at_closing_time_wait_for_the_next_opening() {
     }
     // The night's ticks look at nobody.
     clock.advance(Duration::minutes(1));
-    let tick = parley_scheduler::tick(&scene.ports).await.unwrap();
+    let tick = parley_scheduler::tick(&scene.ports, None).await.unwrap();
     assert_eq!(tick.examined, 0, "{tick:?}");
+}
+
+/// A Twilio that places calls and, asked later, says how each ended: what a lost
+/// final status callback would have said.
+async fn forgetful_twilio(
+    clock: Arc<dyn parley_shared::clock::Clock>,
+) -> (Arc<common::QuietTwilio>, String) {
+    use axum::routing::{get, post};
+    let (twilio, _) = quiet_twilio(clock.clone()).await;
+    async fn fetch(
+        axum::extract::Path((_account, sid)): axum::extract::Path<(String, String)>,
+    ) -> axum::response::Response {
+        use axum::response::IntoResponse;
+        let sid = sid.trim_end_matches(".json").to_owned();
+        let body = json!({"sid": sid, "status": "completed", "duration": "42"});
+        (axum::http::StatusCode::OK, axum::Json(body)).into_response()
+    }
+    let router = axum::Router::new()
+        .route(
+            "/2010-04-01/Accounts/{account}/Calls.json",
+            post(common::quiet_create),
+        )
+        .route("/2010-04-01/Accounts/{account}/Calls/{sid}", get(fetch))
+        .with_state(twilio.clone());
+    let url = common::serve(router).await;
+    (twilio, url)
+}
+
+#[tokio::test]
+async fn a_call_whose_last_callback_was_lost_is_looked_up_at_the_carrier() {
+    let (clock, shared) = manual(wednesday());
+    let (twilio, url) = forgetful_twilio(shared.clone()).await;
+    let scene = Scene::new(shared, &url, 5).await;
+    let campaign = scene.campaign(json!({}), two_leads()).await;
+    let carriers = scene.stack.dialer.dialing.clone();
+    parley_scheduler::tick(&scene.ports, Some(&carriers))
+        .await
+        .unwrap();
+    dial_for(&scene, &clock, 2).await;
+    assert_eq!(twilio.placed.lock().unwrap().len(), 2);
+    // No callback ever comes. Within the hour nothing is asked...
+    clock.advance(Duration::minutes(30) - Duration::seconds(2));
+    let tick = parley_scheduler::tick(&scene.ports, Some(&carriers))
+        .await
+        .unwrap();
+    assert_eq!(tick.repaired, 0);
+    // ...after it, Twilio says the calls completed, 42 s each.
+    clock.advance(Duration::minutes(30));
+    let tick = parley_scheduler::tick(&scene.ports, Some(&carriers))
+        .await
+        .unwrap();
+    assert_eq!(tick.repaired, 2, "{tick:?}");
+    let lead = lead_view(&scene, &campaign, LEAD_A).await;
+    assert_eq!(lead["attempts"][0]["status"], "completed", "{lead}");
+    assert_eq!(lead["attempts"][0]["duration_secs"], 42);
+    assert_eq!(lead["dial"]["resolution"], "answered");
+    // Every lead resolved: the campaign is done.
+    let read = scene
+        .call(
+            reqwest::Method::GET,
+            &format!("/v1/campaigns/{campaign}"),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(read["status"], "COMPLETED", "{read}");
 }

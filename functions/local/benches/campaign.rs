@@ -166,7 +166,9 @@ impl Stack {
 
     async fn tick(&self) -> (Tick, Duration) {
         let start = Instant::now();
-        let tick = parley_scheduler::tick(&self.ports).await.expect("tick");
+        let tick = parley_scheduler::tick(&self.ports, None)
+            .await
+            .expect("tick");
         let took = start.elapsed();
         assert!(tick.ran, "the scheduler lock was held");
         (tick, took)

@@ -90,6 +90,7 @@ const TICK: Duration = Duration::from_secs(60);
 pub async fn workers(stack: Stack, stop: tokio::sync::watch::Receiver<bool>) {
     let scheduler = {
         let (ports, mut stop, every) = (stack.ports.clone(), stop.clone(), stack.tick_every);
+        let carriers = stack.api.dialing.clone();
         tokio::spawn(async move {
             let mut ticks = tokio::time::interval(every);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -98,7 +99,7 @@ pub async fn workers(stack: Stack, stop: tokio::sync::watch::Receiver<bool>) {
                     _ = stop.changed() => return,
                     _ = ticks.tick() => {}
                 }
-                if let Err(e) = parley_scheduler::tick(&ports).await {
+                if let Err(e) = parley_scheduler::tick(&ports, Some(&carriers)).await {
                     tracing::error!(error = %e, "scheduler tick failed");
                 }
             }

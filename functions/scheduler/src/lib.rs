@@ -10,7 +10,8 @@
 //!
 //! It also repairs what a crash can leave behind: a reserved attempt whose job never
 //! reached the queue is queued again, a call the dialer wrote but never placed is
-//! failed, and a call that ended without its lead hearing of it closes the attempt.
+//! failed, a call that ended without its lead hearing of it closes the attempt, and a
+//! call whose final status callback never came is looked up at the carrier.
 //! A running campaign with no lead waiting or calling is completed.
 
 use std::collections::HashMap;
@@ -35,8 +36,10 @@ use parley_shared::leadviews::{
     self, LeadState, due_partition, live_partition, load_lead, project_lead, run_lead, sort_time,
     tenant_live_partition,
 };
+use parley_shared::outbound::{Dialing, twilio_credentials};
 use parley_shared::queue::MAX_DELAY;
 use parley_shared::readmodel::{Index, Query, View};
+use parley_shared::twilio::rest::TwilioError;
 use serde_json::json;
 
 /// What one tick did.
@@ -83,15 +86,16 @@ const UNPLACED_AFTER: chrono::Duration = chrono::Duration::minutes(30);
 const MAX_EXAMINED: usize = 5_000;
 const PAGE: usize = 500;
 
-/// Runs one tick; a tick that finds the lock held does nothing.
-pub async fn tick(ports: &Ports) -> Result<Tick, TickError> {
+/// Runs one tick; a tick that finds the lock held does nothing. `carriers`, when given,
+/// is asked about calls whose final status never arrived.
+pub async fn tick(ports: &Ports, carriers: Option<&Dialing>) -> Result<Tick, TickError> {
     let now = ports.clock.now();
     let holder = uuid::Uuid::new_v4().to_string();
     if !lock(ports, &holder, now).await? {
         tracing::info!("another scheduler tick is running");
         return Ok(Tick::default());
     }
-    let result = run(ports, now).await;
+    let result = run(ports, carriers, now).await;
     if let Err(e) = unlock(ports, &holder).await {
         tracing::warn!(error = %e, "scheduler lock not released; it lapses on its own");
     }
@@ -151,7 +155,11 @@ struct TenantRoom {
     queued: u32,
 }
 
-async fn run(ports: &Ports, now: DateTime<Utc>) -> Result<Tick, TickError> {
+async fn run(
+    ports: &Ports,
+    carriers: Option<&Dialing>,
+    now: DateTime<Utc>,
+) -> Result<Tick, TickError> {
     let mut tick = Tick {
         ran: true,
         ..Tick::default()
@@ -167,7 +175,8 @@ async fn run(ports: &Ports, now: DateTime<Utc>) -> Result<Tick, TickError> {
             };
             tick.campaigns += 1;
             // One campaign's trouble must not stop the others.
-            if let Err(e) = campaign_turn(ports, now, &id, &mut tenants, &mut tick).await {
+            let turn = campaign_turn(ports, carriers, now, &id, &mut tenants, &mut tick).await;
+            if let Err(e) = turn {
                 tracing::error!(campaign_id = %id, error = %e, "campaign not scheduled");
             }
         }
@@ -208,6 +217,7 @@ async fn tenant_room(ports: &Ports, tenant: &TenantId) -> Result<TenantRoom, Tic
 
 async fn campaign_turn(
     ports: &Ports,
+    carriers: Option<&Dialing>,
     now: DateTime<Utc>,
     id: &CampaignId,
     tenants: &mut HashMap<TenantId, TenantRoom>,
@@ -226,7 +236,7 @@ async fn campaign_turn(
         refresh_campaign(&*ports.events, &*ports.views, id).await?;
         return Ok(());
     }
-    repair(ports, now, id, &tenant, tick).await?;
+    repair(ports, carriers, now, id, &tenant, tick).await?;
     replan(ports, now, id, &tenant, &loaded.state, loaded.version).await?;
 
     if !tenants.contains_key(&tenant) {
@@ -489,9 +499,44 @@ async fn replan(
     }
 }
 
+/// A call in progress this long is looked up at the carrier.
+const ASK_CARRIER_AFTER: chrono::Duration = chrono::Duration::hours(1);
+
+/// The final status and length of Twilio call `sid`, if Twilio says it ended. Exotel
+/// calls are not looked up yet.
+async fn carrier_status(
+    ports: &Ports,
+    carriers: &Dialing,
+    tenant: &TenantId,
+    sid: &str,
+) -> Option<(CallStatus, Option<u32>)> {
+    let creds = match twilio_credentials(&*ports.secrets, tenant).await {
+        Ok(Some(creds)) => creds,
+        Ok(None) => return None,
+        Err(e) => {
+            tracing::warn!(tenant_id = %tenant, error = %e, "carrier credentials not read");
+            return None;
+        }
+    };
+    match carriers.twilio.fetch_call(&creds, sid).await {
+        Ok(call) => {
+            let status = parley_shared::twilio::call_status(&call.status)?;
+            let duration = call.duration.as_deref().and_then(|d| d.parse().ok());
+            status.is_final().then_some((status, duration))
+        }
+        // Twilio keeps no such call: it never really began.
+        Err(TwilioError::Api { status: 404, .. }) => Some((CallStatus::Failed, None)),
+        Err(e) => {
+            tracing::warn!(tenant_id = %tenant, error = %e, "call status not fetched");
+            None
+        }
+    }
+}
+
 /// Mends attempts in flight for a while: see the module's comment.
 async fn repair(
     ports: &Ports,
+    carriers: Option<&Dialing>,
     now: DateTime<Utc>,
     campaign_id: &CampaignId,
     tenant: &TenantId,
@@ -509,7 +554,9 @@ async fn repair(
             let Ok(lead_id) = LeadId::parse(&view.key) else {
                 continue;
             };
-            if let Err(e) = repair_one(ports, now, campaign_id, tenant, &lead_id, tick).await {
+            let mended =
+                repair_one(ports, carriers, now, campaign_id, tenant, &lead_id, tick).await;
+            if let Err(e) = mended {
                 tracing::warn!(lead_id = %lead_id, error = %e, "attempt not repaired");
             }
         }
@@ -522,6 +569,7 @@ async fn repair(
 
 async fn repair_one(
     ports: &Ports,
+    carriers: Option<&Dialing>,
     now: DateTime<Utc>,
     campaign_id: &CampaignId,
     tenant: &TenantId,
@@ -584,6 +632,39 @@ async fn repair_one(
         .await?;
         parley_shared::views::refresh_call(&*ports.events, &*ports.views, &flight.call_id).await?;
         Some((CallStatus::Failed, None, false))
+    } else if let (Some(carriers), Some(sid)) = (carriers, call.carrier_call_id.as_deref())
+        && age >= ASK_CARRIER_AFTER
+        && age.num_minutes() % 30 == 0
+    {
+        // Still going after an hour, as far as we heard: ask the carrier (every half
+        // hour), in case its final status callback was lost.
+        match carrier_status(ports, carriers, tenant, sid).await {
+            Some((status, duration_secs)) => {
+                let ctx = Context {
+                    tenant_id: tenant.to_string(),
+                    correlation_id: flight.call_id.to_string(),
+                    idempotency_key: None,
+                };
+                let record = CallCommand::RecordStatus {
+                    status,
+                    duration_secs,
+                    carrier_time: None,
+                };
+                let done = execute::<Call>(
+                    &*ports.events,
+                    &*ports.clock,
+                    &flight.call_id.stream(),
+                    &ctx,
+                    record,
+                )
+                .await?;
+                parley_shared::views::refresh_call(&*ports.events, &*ports.views, &flight.call_id)
+                    .await?;
+                let machine = done.state.answered_by.is_some_and(|a| a.is_machine());
+                Some((status, duration_secs, machine))
+            }
+            None => None,
+        }
     } else {
         None
     };

@@ -27,6 +27,7 @@ use parley_shared::twilio::twiml::{
 
 use crate::WebhookState;
 use crate::common::{Reject, close_lead_attempt, error, internal, missing, run_call};
+use parley_shared::twilio::call_status;
 
 /// How long a minted stream token is good for: Twilio opens the stream within seconds
 /// of reading the TwiML.
@@ -459,21 +460,6 @@ async fn leave_voicemail(
             tracing::warn!(call_id = %call_id, tenant_id = %tenant, error = %e, "could not take over the call a machine answered");
         }
     }
-}
-
-fn call_status(raw: &str) -> Option<CallStatus> {
-    Some(match raw {
-        "queued" => CallStatus::Queued,
-        "initiated" => CallStatus::Initiated,
-        "ringing" => CallStatus::Ringing,
-        "in-progress" | "answered" => CallStatus::InProgress,
-        "completed" => CallStatus::Completed,
-        "busy" => CallStatus::Busy,
-        "no-answer" => CallStatus::NoAnswer,
-        "failed" => CallStatus::Failed,
-        "canceled" => CallStatus::Canceled,
-        _ => return None,
-    })
 }
 
 fn answered_by(raw: &str) -> Option<AnsweredBy> {

@@ -350,6 +350,7 @@ impl ExotelClient {
         params: &[(String, String)],
     ) -> Result<CallResource, ExotelError> {
         let post = FormPost {
+            get: false,
             carrier: "Exotel",
             operation,
             account: &creds.account_sid,

@@ -11,3 +11,21 @@
 pub mod rest;
 pub mod signature;
 pub mod twiml;
+
+/// A call status as Twilio writes it (`no-answer`), in Parley's terms; `None` for one
+/// this build does not know.
+pub fn call_status(raw: &str) -> Option<crate::domain::call::CallStatus> {
+    use crate::domain::call::CallStatus;
+    Some(match raw {
+        "queued" => CallStatus::Queued,
+        "initiated" => CallStatus::Initiated,
+        "ringing" => CallStatus::Ringing,
+        "in-progress" | "answered" => CallStatus::InProgress,
+        "completed" => CallStatus::Completed,
+        "busy" => CallStatus::Busy,
+        "no-answer" => CallStatus::NoAnswer,
+        "failed" => CallStatus::Failed,
+        "canceled" => CallStatus::Canceled,
+        _ => return None,
+    })
+}

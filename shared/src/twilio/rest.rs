@@ -156,6 +156,9 @@ pub struct CallResource {
     /// `outbound-api` for calls we place.
     #[serde(default)]
     pub direction: Option<String>,
+    /// The call's length in seconds, once it ended (Twilio writes it as text).
+    #[serde(default)]
+    pub duration: Option<String>,
 }
 
 /// What went wrong talking to Twilio. No variant carries the auth token.
@@ -319,7 +322,25 @@ impl TwilioClient {
             .await
     }
 
-    /// Posts `params` to `url`, retrying as the [`RetryPolicy`] allows.
+    /// The call as Twilio has it now (its status, and its length once ended):
+    /// `GET /2010-04-01/Accounts/{AccountSid}/Calls/{CallSid}.json`. What a lost status
+    /// callback would have said.
+    pub async fn fetch_call(
+        &self,
+        creds: &Credentials,
+        call_sid: &str,
+    ) -> Result<CallResource, TwilioError> {
+        check_sid("account_sid", &creds.account_sid)?;
+        check_sid("call_sid", call_sid)?;
+        let url = format!(
+            "{}/2010-04-01/Accounts/{}/Calls/{call_sid}.json",
+            self.base_url, creds.account_sid
+        );
+        self.post("fetch_call", creds, &url, &[]).await
+    }
+
+    /// Posts `params` to `url` (gets `url` when there are none: every write Parley
+    /// makes has parameters), retrying as the [`RetryPolicy`] allows.
     async fn post(
         &self,
         operation: &'static str,
@@ -328,6 +349,7 @@ impl TwilioClient {
         params: &[(&'static str, String)],
     ) -> Result<CallResource, TwilioError> {
         let post = FormPost {
+            get: params.is_empty(),
             carrier: "Twilio",
             operation,
             account: &creds.account_sid,

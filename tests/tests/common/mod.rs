@@ -42,7 +42,7 @@ pub struct QuietTwilio {
     pub placed: Mutex<Vec<Placed>>,
 }
 
-async fn quiet_create(
+pub async fn quiet_create(
     State(twilio): State<Arc<QuietTwilio>>,
     Path(account): Path<String>,
     body: axum::body::Bytes,
