@@ -4,7 +4,10 @@
 //! - [`twilio_stream`] and [`exotel_stream`]: the carriers' WebSocket stream messages,
 //!   read strictly (anything malformed is an error naming what, never a panic) and
 //!   written as the carriers expect.
+//! - [`server`]: the WebSocket routes; each stream is one call's session, admitted
+//!   only with a valid stream token for that call.
 
 pub mod exotel_stream;
 pub mod g711;
+pub mod server;
 pub mod twilio_stream;

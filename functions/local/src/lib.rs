@@ -26,6 +26,8 @@ pub struct Stack {
     pub api: parley_api::AppState,
     pub webhooks: WebhookState,
     pub dialer: parley_dialer::Dialer,
+    /// The media task's routes (`/media/twilio`), on the same port.
+    pub media: parley_media::server::MediaState,
     /// How often the scheduler ticks (EventBridge's once a minute; tests go faster).
     pub tick_every: Duration,
 }
@@ -39,6 +41,10 @@ impl Stack {
                 field: "PARLEY_TWILIO_API_URL or PARLEY_EXOTEL_API_URL".into(),
                 reason: e,
             })?;
+        let media = parley_media::server::MediaState::new(
+            ports.clock.clone(),
+            (*webhooks.stream_secret).clone(),
+        );
         let dialer = parley_dialer::Dialer {
             ports: ports.clone(),
             dialing: api.dialing.clone(),
@@ -48,6 +54,7 @@ impl Stack {
             api,
             webhooks,
             dialer,
+            media,
             tick_every: TICK,
         })
     }
@@ -61,6 +68,7 @@ pub fn app(stack: Stack) -> Router {
         .with_state(stack.ports.clone());
     parley_api::router(stack.api)
         .merge(parley_webhooks::router(stack.webhooks))
+        .merge(parley_media::server::routes(stack.media))
         .merge(blobs)
 }
 
