@@ -47,6 +47,22 @@ impl MediaState {
     }
 }
 
+impl MediaState {
+    /// Stops taking calls (`/health` turns 503) and waits up to `grace` for the live
+    /// ones to end; how many were still live when it stopped waiting.
+    pub async fn drain(&self, grace: Duration) -> usize {
+        self.accepting.store(false, Ordering::Relaxed);
+        let deadline = tokio::time::Instant::now() + grace;
+        loop {
+            let live = self.live_calls.load(Ordering::Relaxed);
+            if live == 0 || tokio::time::Instant::now() >= deadline {
+                return live;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
 /// The media routes, as `parley dev` mounts them beside every other function's.
 pub fn routes(state: MediaState) -> Router {
     Router::new()

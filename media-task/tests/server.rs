@@ -177,3 +177,27 @@ async fn a_draining_task_is_not_ready_and_takes_no_new_stream() {
     assert_eq!(reqwest::get(&health).await.unwrap().status(), 503);
     assert!(tokio_tungstenite::connect_async(&url).await.is_err());
 }
+
+#[tokio::test]
+async fn draining_waits_for_live_calls_and_no_longer() {
+    let (url, state) = start_server().await;
+    let (mut socket, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    send_all(
+        &mut socket,
+        &[
+            CONNECTED.to_owned(),
+            start("call-1", &token("call-1", Duration::minutes(5))),
+            media(0),
+        ],
+    )
+    .await;
+    while state.frames_in.load(Ordering::Relaxed) == 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    // The call is live: a short grace runs out with it still going.
+    assert_eq!(state.drain(std::time::Duration::from_millis(200)).await, 1);
+    // It finishes, and draining is over.
+    send_all(&mut socket, &[STOP.to_owned()]).await;
+    assert_eq!(closed_with(&mut socket).await, CloseCode::Normal);
+    assert_eq!(state.drain(std::time::Duration::from_secs(5)).await, 0);
+}

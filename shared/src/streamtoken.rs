@@ -118,6 +118,31 @@ fn sign(mut mac: HmacSha256, payload: &str) -> HmacSha256 {
     mac
 }
 
+/// Where the key that signs stream tokens is kept: the webhooks mint with it and the
+/// media task verifies with it, each reading it from the secret store.
+pub const SECRET_NAME: &str = "system/stream-token-secret";
+
+/// The stream token key. The local stack makes one on first start
+/// (`create_if_missing`); on AWS it is provisioned, and its absence stops start-up.
+pub async fn load_secret(
+    secrets: &dyn crate::secrets::SecretStore,
+    create_if_missing: bool,
+) -> Result<crate::secrets::SecretString, crate::StoreError> {
+    if let Some(secret) = secrets.get(SECRET_NAME).await? {
+        return Ok(secret);
+    }
+    if !create_if_missing {
+        return Err(crate::StoreError::Missing {
+            what: format!("secret {SECRET_NAME}"),
+        });
+    }
+    let bytes: [u8; 32] = rand::random();
+    let secret =
+        crate::secrets::SecretString::new(bytes.iter().map(|b| format!("{b:02x}")).collect());
+    secrets.put(SECRET_NAME, &secret).await?;
+    Ok(secret)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

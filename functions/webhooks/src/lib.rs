@@ -20,11 +20,11 @@ use axum::routing::{get, post};
 use parley_shared::StoreError;
 use parley_shared::backend::Ports;
 use parley_shared::config::Config;
-use parley_shared::secrets::{SecretStore, SecretString};
+use parley_shared::secrets::SecretString;
 use parley_shared::twilio::rest::TwilioClient;
 
 /// The secret store name of the key that signs media stream tokens.
-pub const STREAM_SECRET: &str = "system/stream-token-secret";
+pub use parley_shared::streamtoken::SECRET_NAME as STREAM_SECRET;
 
 /// What the webhook handlers can reach.
 #[derive(Clone)]
@@ -67,25 +67,7 @@ impl WebhookState {
     }
 }
 
-/// The key that signs media stream tokens, shared by the webhooks and the media task
-/// through the secret store.
-pub async fn stream_secret(
-    secrets: &dyn SecretStore,
-    create_if_missing: bool,
-) -> Result<SecretString, StoreError> {
-    if let Some(secret) = secrets.get(STREAM_SECRET).await? {
-        return Ok(secret);
-    }
-    if !create_if_missing {
-        return Err(StoreError::Missing {
-            what: format!("secret {STREAM_SECRET}"),
-        });
-    }
-    let bytes: [u8; 32] = rand::random();
-    let secret = SecretString::new(bytes.iter().map(|b| format!("{b:02x}")).collect());
-    secrets.put(STREAM_SECRET, &secret).await?;
-    Ok(secret)
-}
+pub use parley_shared::streamtoken::load_secret as stream_secret;
 
 /// The webhook routes.
 pub fn router(state: WebhookState) -> Router {

@@ -1,0 +1,61 @@
+//! The media task: the long-lived service behind the load balancer that holds calls'
+//! audio. On SIGTERM it stops taking calls and lets live ones finish, up to
+//! `PARLEY_MEDIA_GRACE_SECS` (default 600: ECS's longest stop timeout is 120 s unless
+//! raised, so set the task's `stopTimeout` to match).
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use parley_media::server::{MediaState, service};
+use parley_shared::backend::Ports;
+use parley_shared::config::Config;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let config = Config::from_env()?;
+    parley_shared::telemetry::init(config.log_format);
+    let grace = match std::env::var("PARLEY_MEDIA_GRACE_SECS") {
+        Ok(raw) => raw
+            .parse()
+            .map(Duration::from_secs)
+            .context("PARLEY_MEDIA_GRACE_SECS: must be a whole number of seconds")?,
+        Err(_) => Duration::from_secs(600),
+    };
+    let ports = Ports::connect(&config)
+        .await
+        .context("opening the stores")?;
+    let secret = parley_shared::streamtoken::load_secret(&*ports.secrets, false)
+        .await
+        .context("reading the stream token secret")?;
+    let state = MediaState::new(ports.clock.clone(), secret);
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    tracing::info!(listen = %config.listen, "media task is up");
+    let draining = state.clone();
+    axum::serve(listener, service(state))
+        .with_graceful_shutdown(async move {
+            terminated().await;
+            let left = draining.drain(grace).await;
+            tracing::info!(left, "media task stopping");
+        })
+        .await?;
+    Ok(())
+}
+
+/// SIGTERM (ECS stopping the task) or Ctrl-C.
+async fn terminated() {
+    #[cfg(unix)]
+    {
+        if let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
