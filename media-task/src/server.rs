@@ -19,7 +19,6 @@ use parley_shared::clock::Clock;
 use parley_shared::secrets::SecretString;
 use parley_shared::streamtoken::{self, StreamClaims};
 
-use crate::g711;
 use crate::twilio_stream::{self, Inbound, MAX_FRAME_BYTES};
 
 /// What every session can reach, and the counters `/health` and `/metrics` read.
@@ -192,16 +191,16 @@ async fn admit(socket: &mut WebSocket, state: &MediaState) -> Result<StreamClaim
 
 /// The admitted stream, frame by frame, until it stops or breaks.
 async fn stream(socket: &mut WebSocket, state: &MediaState) -> End {
-    // Reused for every frame: a call allocates its buffers once.
-    let (mut mulaw, mut pcm) = (Vec::with_capacity(320), Vec::with_capacity(320));
+    // Reused for every frame: a call allocates its buffer once. The audio is checked
+    // (valid base64, within the size limit) and counted; nothing consumes it until the
+    // conversation pipeline does, so it is not decoded further yet.
+    let mut mulaw = Vec::with_capacity(320);
     loop {
         match next(socket).await {
             Ok(Inbound::Media { media, .. }) => {
                 if let Err(e) = media.decode_payload_into(&mut mulaw) {
                     return End::Malformed(e.to_string());
                 }
-                pcm.clear();
-                g711::decode_ulaw_into(&mulaw, &mut pcm);
                 state.frames_in.fetch_add(1, Ordering::Relaxed);
             }
             Ok(Inbound::Stop { .. }) => return End::Stopped,

@@ -208,7 +208,30 @@ pub async fn refresh_lead(
     let Some(loaded) = load_lead(events, id).await? else {
         return Ok(None);
     };
-    let Some(campaign_id) = loaded.lead.campaign_id.clone() else {
+    project_current(
+        events,
+        views,
+        id,
+        &loaded.tenant,
+        &loaded.lead,
+        loaded.version,
+        now,
+    )
+    .await
+}
+
+/// Writes both views of a lead already in hand (the state a command left), loading
+/// only its campaign.
+pub async fn project_current(
+    events: &dyn EventStore,
+    views: &dyn ViewStore,
+    id: &LeadId,
+    tenant: &TenantId,
+    lead: &Lead,
+    lead_version: u64,
+    now: DateTime<Utc>,
+) -> StoreResult<Option<Dial>> {
+    let Some(campaign_id) = lead.campaign_id.clone() else {
         return Ok(None);
     };
     let campaign = load_any::<Campaign>(events, &campaign_id.stream()).await?;
@@ -217,18 +240,18 @@ pub async fn refresh_lead(
     };
     let state = LeadState {
         id,
-        tenant: &loaded.tenant,
+        tenant,
         campaign_id: &campaign_id,
-        lead: &loaded.lead,
-        lead_version: loaded.version,
+        lead,
+        lead_version,
         settings,
         campaign_version: campaign.version,
     };
     project_lead(views, &state, now).await.map(Some)
 }
 
-/// Runs `command` on the lead for `tenant` and refreshes the lead's views; the lead's
-/// plan afterwards. `key` makes a retried command harmless.
+/// Runs `command` on the lead for `tenant` and writes the lead's views from the state
+/// the command left; the lead's plan afterwards. `key` makes a retried command harmless.
 pub async fn run_lead(
     ports: &crate::backend::Ports,
     tenant: &TenantId,
@@ -241,7 +264,23 @@ pub async fn run_lead(
         correlation_id: id.to_string(),
         idempotency_key: key,
     };
-    crate::aggregate::execute::<Lead>(&*ports.events, &*ports.clock, &id.stream(), &ctx, command)
-        .await?;
-    Ok(refresh_lead(&*ports.events, &*ports.views, id, ports.clock.now()).await?)
+    let done = crate::aggregate::execute::<Lead>(
+        &*ports.events,
+        &*ports.clock,
+        &id.stream(),
+        &ctx,
+        command,
+    )
+    .await?;
+    let now = ports.clock.now();
+    Ok(project_current(
+        &*ports.events,
+        &*ports.views,
+        id,
+        tenant,
+        &done.state,
+        done.version,
+        now,
+    )
+    .await?)
 }

@@ -13,6 +13,8 @@
 //! dialled twice; retries start no sooner than the policy says; no number on the
 //! do-not-call list is dialled.
 
+mod common;
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
@@ -21,21 +23,18 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::post;
 use chrono::{DateTime, Duration, TimeZone as _, Utc};
+use common::{Scene, TOKEN};
 use parley_shared::aggregate::load_any;
-use parley_shared::backend::Ports;
 use parley_shared::clock::{Clock, ManualClock};
 use parley_shared::domain::call::CallStatus;
 use parley_shared::domain::campaign::CallingWindow;
 use parley_shared::domain::lead::Lead;
 use parley_shared::domain::{CallId, CampaignId, LeadId};
-use parley_shared::embedded::Embedded;
 use parley_shared::twilio::signature;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 
-const TOKEN: &str = "proof-twilio-auth-token-4242";
-const ADMIN: &str = "proof-admin-key-0123456789";
 const LEADS: usize = 1000;
 const CAP: usize = 10;
 
@@ -257,82 +256,11 @@ async fn a_thousand_lead_campaign_runs_to_completion_within_every_rule() {
             post(update_call),
         )
         .with_state(twilio.clone());
-    let carrier_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let carrier_url = format!("http://{}", carrier_listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(carrier_listener, carrier).await });
-
-    let dir = tempfile::tempdir().unwrap();
-    let listener = parley::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let config = parley_shared::config::Config::from_lookup(|name| match name {
-        "PARLEY_PUBLIC_URL" => Some(base.clone()),
-        "PARLEY_ADMIN_KEY" => Some(ADMIN.into()),
-        "PARLEY_TWILIO_API_URL" => Some(carrier_url.clone()),
-        _ => None,
-    })
-    .unwrap();
-    let ports = Ports::embedded(
-        Embedded::open(dir.path(), Arc::new(clock.clone()), base.clone(), 5).unwrap(),
-    );
-    let stack = parley::Stack::new(ports.clone(), &config).await.unwrap();
-    let dialer = stack.dialer.clone();
+    let carrier_url = common::serve(carrier).await;
+    let scene = Scene::new(Arc::new(clock.clone()), &carrier_url, 5).await;
+    let ports = scene.ports.clone();
     // The routes only: this test turns the scheduler and the dialer by hand.
-    let app = parley::app(stack);
-    tokio::spawn(async move { axum::serve(listener, app).await });
-
-    let http = reqwest::Client::new();
-    let call_api = |method: reqwest::Method, path: String, key: String| {
-        http.request(method, format!("{base}{path}"))
-            .bearer_auth(key)
-    };
-    let tenant: Value = call_api(reqwest::Method::POST, "/v1/tenants".into(), ADMIN.into())
-        .json(&json!({"name": "Acme Realty", "time_zone": "America/New_York"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let key = tenant["api_key"].as_str().unwrap().to_owned();
-    let tenant_id = tenant["id"].as_str().unwrap().to_owned();
-    let agent: Value = call_api(reqwest::Method::POST, "/v1/agents".into(), key.clone())
-        .json(&json!({"name": "Riley", "status": "active"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let number = call_api(
-        reqwest::Method::POST,
-        "/v1/phone-numbers".into(),
-        key.clone(),
-    )
-    .json(&json!({"number": "+14155550100", "agent_id": agent["id"], "carrier": "twilio"}))
-    .send()
-    .await
-    .unwrap();
-    assert_eq!(number.status(), 201);
-    let creds = call_api(
-        reqwest::Method::PUT,
-        format!("/v1/tenants/{tenant_id}/carriers/twilio"),
-        key.clone(),
-    )
-    .json(&json!({"account_sid": "AC0000000000000000000000000000proof", "auth_token": TOKEN}))
-    .send()
-    .await
-    .unwrap();
-    assert_eq!(creds.status(), 204);
-
-    let campaign: Value = call_api(reqwest::Method::POST, "/v1/campaigns".into(), key.clone())
-        .json(&json!({"name": "Spring listings", "agent_id": agent["id"], "time_zone": "America/New_York"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let campaign_id = campaign["id"].as_str().unwrap().to_owned();
+    let dialer = scene.stack.dialer.clone();
     let mut csv = String::from("phone,name,timezone\n");
     for i in 0..LEADS {
         csv.push_str(&format!(
@@ -341,43 +269,14 @@ async fn a_thousand_lead_campaign_runs_to_completion_within_every_rule() {
             zone_of(i).unwrap_or("")
         ));
     }
-    let imported: Value = call_api(
-        reqwest::Method::POST,
-        format!("/v1/campaigns/{campaign_id}/leads"),
-        key.clone(),
-    )
-    .header("content-type", "text/csv")
-    .body(csv)
-    .send()
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
-    assert_eq!(imported["imported"], LEADS, "{imported}");
-    // Five of them asked never to be called again.
+    let campaign_id = scene.campaign(json!({}), csv).await;
+    // Five of them asked never to be called again (before the first tick dials anyone).
     let blocked: HashSet<String> = (0..5).map(|i| phone_of(i * 97)).collect();
     for phone in &blocked {
-        let put = call_api(
-            reqwest::Method::PUT,
-            format!("/v1/do-not-call/{}", phone.replace('+', "%2B")),
-            key.clone(),
-        )
-        .json(&json!({"reason": "asked on an earlier call"}))
-        .send()
-        .await
-        .unwrap();
-        assert_eq!(put.status(), 200);
+        let path = format!("/v1/do-not-call/{}", phone.replace('+', "%2B"));
+        let reason = json!({"reason": "asked on an earlier call"});
+        scene.call(reqwest::Method::PUT, &path, reason).await;
     }
-    let started = call_api(
-        reqwest::Method::POST,
-        format!("/v1/campaigns/{campaign_id}/start"),
-        key.clone(),
-    )
-    .send()
-    .await
-    .unwrap();
-    assert_eq!(started.status(), 200);
 
     // The simulation: a scheduler tick every minute; in between, callbacks land when
     // due and the dialer works the queue second by second while there is work.
@@ -392,26 +291,12 @@ async fn a_thousand_lead_campaign_runs_to_completion_within_every_rule() {
     while clock.now() < end {
         let now = clock.now();
         if now >= pause_at && now < pause_at + Duration::seconds(1) {
-            let paused = call_api(
-                reqwest::Method::POST,
-                format!("/v1/campaigns/{campaign_id}/pause"),
-                key.clone(),
-            )
-            .send()
-            .await
-            .unwrap();
-            assert_eq!(paused.status(), 200);
+            let path = format!("/v1/campaigns/{campaign_id}/pause");
+            scene.call(reqwest::Method::POST, &path, Value::Null).await;
         }
         if now >= resume_at && now < resume_at + Duration::seconds(1) {
-            let resumed = call_api(
-                reqwest::Method::POST,
-                format!("/v1/campaigns/{campaign_id}/resume"),
-                key.clone(),
-            )
-            .send()
-            .await
-            .unwrap();
-            assert_eq!(resumed.status(), 200);
+            let path = format!("/v1/campaigns/{campaign_id}/resume");
+            scene.call(reqwest::Method::POST, &path, Value::Null).await;
         }
         // Callbacks due by now, oldest first.
         let due: Vec<Callback> = {
@@ -422,7 +307,8 @@ async fn a_thousand_lead_campaign_runs_to_completion_within_every_rule() {
         };
         for callback in due {
             let signed = signature::expected_signature(TOKEN, &callback.url, &callback.form);
-            let sent = http
+            let sent = scene
+                .http
                 .post(&callback.url)
                 .header("x-twilio-signature", signed)
                 .form(&callback.form)
@@ -508,17 +394,8 @@ async fn a_thousand_lead_campaign_runs_to_completion_within_every_rule() {
 
     // Every rule, from the carrier's side and the event log's.
     let campaign_id = CampaignId::parse(&campaign_id).unwrap();
-    let read: Value = call_api(
-        reqwest::Method::GET,
-        format!("/v1/campaigns/{campaign_id}"),
-        key.clone(),
-    )
-    .send()
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
+    let path = format!("/v1/campaigns/{campaign_id}");
+    let read = scene.call(reqwest::Method::GET, &path, Value::Null).await;
     assert_eq!(read["status"], "COMPLETED", "{read}");
 
     // The carrier's log, taken out of its lock: the checks below await.
@@ -679,9 +556,8 @@ async fn a_thousand_lead_campaign_runs_to_completion_within_every_rule() {
         "the carrier and the event log disagree"
     );
     check_reports(
-        &call_api,
+        &scene,
         &campaign_id,
-        &key,
         &placed,
         &call_ids,
         &by_outcome,
@@ -698,22 +574,17 @@ async fn a_thousand_lead_campaign_runs_to_completion_within_every_rule() {
 /// The campaign's analytics and export tell the same story as the event log.
 #[allow(clippy::too_many_arguments)]
 async fn check_reports(
-    call_api: &impl Fn(reqwest::Method, String, String) -> reqwest::RequestBuilder,
+    scene: &Scene,
     campaign_id: &CampaignId,
-    key: &str,
     placed: &[Placed],
     call_ids: &HashSet<String>,
     by_outcome: &HashMap<&str, u64>,
     talk_total: u64,
     blocked: usize,
 ) {
-    let get = |path: String| call_api(reqwest::Method::GET, path, key.to_owned()).send();
-    let analytics: Value = get(format!("/v1/campaigns/{campaign_id}/analytics"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let get =
+        |path: String| async move { scene.call(reqwest::Method::GET, &path, Value::Null).await };
+    let analytics = get(format!("/v1/campaigns/{campaign_id}/analytics")).await;
     assert_eq!(analytics["leads"]["total"], LEADS, "{analytics}");
     assert_eq!(analytics["leads"]["resolved"], LEADS);
     assert_eq!(analytics["leads"]["do_not_call"], blocked);
@@ -734,12 +605,7 @@ async fn check_reports(
         .sum();
     assert_eq!(per_day as usize, placed.len());
 
-    let export: Value = get(format!("/v1/campaigns/{campaign_id}/export?format=json"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let export = get(format!("/v1/campaigns/{campaign_id}/export?format=json")).await;
     let rows = export["rows"].as_array().unwrap();
     assert_eq!(rows.len(), placed.len());
     let exported: HashSet<&str> = rows
@@ -748,11 +614,8 @@ async fn check_reports(
         .collect();
     assert_eq!(exported.len(), placed.len());
     assert!(exported.iter().all(|id| call_ids.contains(*id)));
-    let csv = get(format!("/v1/campaigns/{campaign_id}/export?format=csv"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let csv = scene
+        .text(&format!("/v1/campaigns/{campaign_id}/export?format=csv"))
+        .await;
     assert_eq!(csv.lines().count(), placed.len() + 1);
 }

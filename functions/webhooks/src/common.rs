@@ -4,9 +4,9 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use parley_shared::aggregate::{CommandError, Context, execute, load_any};
-use parley_shared::domain::CallId;
 use parley_shared::domain::call::{Call, CallCommand, CallError};
 use parley_shared::domain::lead::{Lead, LeadCommand};
+use parley_shared::domain::{CallId, TenantId};
 use serde_json::json;
 
 use crate::WebhookState;
@@ -124,7 +124,7 @@ pub(crate) async fn close_lead_attempt(
     // A machine verdict heard after the end is a second, different fact.
     let key = format!("lead-attempt-end:{call_id}:{machine}");
     let lead_ctx = ctx(tenant, call_id, Some(key));
-    match execute::<Lead>(
+    let done = match execute::<Lead>(
         &*state.ports.events,
         &*state.ports.clock,
         &lead_id.stream(),
@@ -133,18 +133,22 @@ pub(crate) async fn close_lead_attempt(
     )
     .await
     {
-        Ok(_) => {}
+        Ok(done) => done,
         Err(CommandError::Rejected(e)) => {
             tracing::warn!(call_id = %call_id, error = %e, "lead not updated");
             return Ok(());
         }
         Err(e) => return Err(internal(e)),
-    }
+    };
+    let tenant_id = TenantId::parse(tenant).map_err(internal)?;
     // The campaign's lists and plan follow the lead; a failure makes the carrier retry.
-    parley_shared::leadviews::refresh_lead(
+    parley_shared::leadviews::project_current(
         &*state.ports.events,
         &*state.ports.views,
         lead_id,
+        &tenant_id,
+        &done.state,
+        done.version,
         state.ports.clock.now(),
     )
     .await

@@ -300,7 +300,7 @@ impl TwilioClient {
             "{}/2010-04-01/Accounts/{}/Calls.json",
             self.base_url, creds.account_sid
         );
-        self.post("create_call", creds, &url, &req.form_params())
+        self.request("create_call", creds, &url, &req.form_params(), false)
             .await
     }
 
@@ -318,8 +318,14 @@ impl TwilioClient {
             "{}/2010-04-01/Accounts/{}/Calls/{call_sid}.json",
             self.base_url, creds.account_sid
         );
-        self.post("update_call", creds, &url, &[("Twiml", twiml.to_owned())])
-            .await
+        self.request(
+            "update_call",
+            creds,
+            &url,
+            &[("Twiml", twiml.to_owned())],
+            false,
+        )
+        .await
     }
 
     /// The call as Twilio has it now (its status, and its length once ended):
@@ -336,20 +342,21 @@ impl TwilioClient {
             "{}/2010-04-01/Accounts/{}/Calls/{call_sid}.json",
             self.base_url, creds.account_sid
         );
-        self.post("fetch_call", creds, &url, &[]).await
+        self.request("fetch_call", creds, &url, &[], true).await
     }
 
-    /// Posts `params` to `url` (gets `url` when there are none: every write Parley
-    /// makes has parameters), retrying as the [`RetryPolicy`] allows.
-    async fn post(
+    /// Posts `params` to `url` (or, with `get`, reads `url`), retrying as the
+    /// [`RetryPolicy`] allows.
+    async fn request(
         &self,
         operation: &'static str,
         creds: &Credentials,
         url: &str,
         params: &[(&'static str, String)],
+        get: bool,
     ) -> Result<CallResource, TwilioError> {
         let post = FormPost {
-            get: params.is_empty(),
+            get,
             carrier: "Twilio",
             operation,
             account: &creds.account_sid,

@@ -187,6 +187,23 @@ impl Scene {
         serde_json::from_str(&text).unwrap_or(Value::Null)
     }
 
+    /// The text of a GET with the tenant's key, after checking success.
+    pub async fn text(&self, path: &str) -> String {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.key)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            response.status().is_success(),
+            "{path}: {}",
+            response.status()
+        );
+        response.text().await.unwrap()
+    }
+
     /// A request with the tenant's key.
     pub async fn call(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
         self.send(method, path, &self.key.clone(), body).await
