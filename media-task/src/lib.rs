@@ -1,13 +1,32 @@
 //! The media task's library: what it takes to hold a call's audio.
 //!
 //! - [`g711`]: μ-law and A-law, the telephone network's 8 kHz companding.
+//! - [`audio`]: audio formats; [`resample`]: between the carriers' and vendors' rates.
+//! - [`vad`]: voice activity detection on the caller's audio.
 //! - [`twilio_stream`] and [`exotel_stream`]: the carriers' WebSocket stream messages,
 //!   read strictly (anything malformed is an error naming what, never a panic) and
 //!   written as the carriers expect.
+//! - [`stt`], [`llm`], [`tts`]: the speech and language vendors, each behind a trait
+//!   and a configurable base URL ([`vendor`]).
+//! - [`recording`]: both sides of a call as a stereo WAV, streamed to the blob store.
 //! - [`server`]: the WebSocket routes; each stream is one call's session, admitted
 //!   only with a valid stream token for that call.
 
+pub mod audio;
+pub mod brain;
+pub mod call;
+pub mod conversation;
 pub mod exotel_stream;
 pub mod g711;
+pub mod llm;
+pub mod metrics;
+pub mod recording;
+pub mod resample;
 pub mod server;
+pub mod session;
+pub mod stt;
+pub mod tts;
 pub mod twilio_stream;
+pub mod vad;
+pub mod vendor;
+pub mod voices;

@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use anyhow::Context as _;
+use parley_media::call::{Calls, Vendors};
 use parley_media::server::{MediaState, service};
 use parley_shared::backend::Ports;
 use parley_shared::config::Config;
@@ -27,7 +28,8 @@ async fn main() -> anyhow::Result<()> {
     let secret = parley_shared::streamtoken::load_secret(&*ports.secrets, false)
         .await
         .context("reading the stream token secret")?;
-    let state = MediaState::new(ports.clock.clone(), secret);
+    let vendors = Vendors::from_env().await;
+    let state = MediaState::new(ports.clock.clone(), secret).with_calls(Calls { ports, vendors });
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;

@@ -6,19 +6,23 @@
 //! ends that call's session with a close code saying why; other calls are untouched.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use parley_shared::clock::Clock;
 use parley_shared::secrets::SecretString;
 use parley_shared::streamtoken::{self, StreamClaims};
 
+use crate::call::Calls;
+use crate::exotel_stream;
+use crate::metrics::Metrics;
+use crate::session::{End as SessionEnd, Link};
 use crate::twilio_stream::{self, Inbound, MAX_FRAME_BYTES};
 
 /// What every session can reach, and the counters `/health` and `/metrics` read.
@@ -29,9 +33,11 @@ pub struct MediaState {
     pub stream_secret: Arc<SecretString>,
     /// False once the task is draining: new streams are refused, live ones finish.
     pub accepting: Arc<AtomicBool>,
-    pub live_calls: Arc<AtomicUsize>,
-    /// Audio frames taken in from callers, over all calls.
-    pub frames_in: Arc<AtomicU64>,
+    pub metrics: Arc<Metrics>,
+    /// The stores and vendors that hold conversations. Without them a stream is
+    /// admitted and read (its frames checked and counted) but nobody speaks: the
+    /// transport alone, as its own tests drive it.
+    pub calls: Option<Arc<Calls>>,
 }
 
 impl MediaState {
@@ -40,22 +46,31 @@ impl MediaState {
             clock,
             stream_secret: Arc::new(stream_secret),
             accepting: Arc::new(AtomicBool::new(true)),
-            live_calls: Arc::new(AtomicUsize::new(0)),
-            frames_in: Arc::new(AtomicU64::new(0)),
+            metrics: Arc::new(Metrics::new()),
+            calls: None,
         }
     }
-}
 
-impl MediaState {
+    /// Holds conversations with these stores and vendors.
+    pub fn with_calls(mut self, calls: Calls) -> MediaState {
+        self.calls = Some(Arc::new(calls));
+        self
+    }
+
+    /// Calls being held now.
+    pub fn live_calls(&self) -> i64 {
+        self.metrics.live_calls.get()
+    }
+
     /// Stops taking calls (`/health` turns 503) and waits up to `grace` for the live
     /// ones to end; how many were still live when it stopped waiting.
-    pub async fn drain(&self, grace: Duration) -> usize {
+    pub async fn drain(&self, grace: Duration) -> i64 {
         self.accepting.store(false, Ordering::Relaxed);
         let deadline = tokio::time::Instant::now() + grace;
         loop {
-            let live = self.live_calls.load(Ordering::Relaxed);
-            if live == 0 || tokio::time::Instant::now() >= deadline {
-                return live;
+            let live = self.live_calls();
+            if live <= 0 || tokio::time::Instant::now() >= deadline {
+                return live.max(0);
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -66,15 +81,18 @@ impl MediaState {
 pub fn routes(state: MediaState) -> Router {
     Router::new()
         .route("/media/twilio", get(twilio))
+        .route("/media/exotel", get(exotel))
         .with_state(state)
 }
 
-/// The media routes and the load balancer's `/health`: the media task's whole service.
+/// The media routes, the load balancer's `/health` and Prometheus' `/metrics`: the
+/// media task's whole service.
 pub fn service(state: MediaState) -> Router {
-    let health = Router::new()
+    let ops = Router::new()
         .route("/health", get(health))
+        .route("/metrics", get(metrics))
         .with_state(state.clone());
-    routes(state).merge(health)
+    routes(state).merge(ops)
 }
 
 /// Ready only while accepting calls, so the load balancer stops sending new ones to a
@@ -87,13 +105,38 @@ async fn health(State(state): State<MediaState>) -> Response {
     }
 }
 
+async fn metrics(State(state): State<MediaState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Carrier {
+    Twilio,
+    Exotel,
+}
+
 async fn twilio(State(state): State<MediaState>, upgrade: WebSocketUpgrade) -> Response {
+    accept(state, upgrade, Carrier::Twilio)
+}
+
+async fn exotel(State(state): State<MediaState>, upgrade: WebSocketUpgrade) -> Response {
+    accept(state, upgrade, Carrier::Exotel)
+}
+
+fn accept(state: MediaState, upgrade: WebSocketUpgrade, carrier: Carrier) -> Response {
     if !state.accepting.load(Ordering::Relaxed) {
         return (StatusCode::SERVICE_UNAVAILABLE, "draining").into_response();
     }
     upgrade
         .max_message_size(MAX_FRAME_BYTES)
-        .on_upgrade(move |socket| twilio_session(socket, state))
+        .on_upgrade(move |socket| session(socket, state, carrier))
 }
 
 /// How long a stream may take to say what it is before it is dropped.
@@ -108,23 +151,47 @@ enum End {
     Gone,
 }
 
-/// Decrements the live-call count however the session ends.
-struct Live(Arc<AtomicUsize>);
-
-impl Drop for Live {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+impl From<SessionEnd> for End {
+    fn from(end: SessionEnd) -> End {
+        match end {
+            SessionEnd::Conversation(_) | SessionEnd::Stopped => End::Stopped,
+            SessionEnd::Gone => End::Gone,
+            SessionEnd::Malformed(why) => End::Malformed(why),
+        }
     }
 }
 
-async fn twilio_session(mut socket: WebSocket, state: MediaState) {
-    state.live_calls.fetch_add(1, Ordering::Relaxed);
-    let _live = Live(state.live_calls.clone());
-    let end = match tokio::time::timeout(START_WITHIN, admit(&mut socket, &state)).await {
-        Ok(Ok(claims)) => {
-            tracing::info!(tenant_id = %claims.tenant_id, call_id = %claims.call_id, "media stream started");
-            let end = stream(&mut socket, &state).await;
-            tracing::info!(tenant_id = %claims.tenant_id, call_id = %claims.call_id, end = ?end, "media stream ended");
+/// Counts a session as live however it ends.
+struct Live(Arc<Metrics>);
+
+impl Live {
+    fn new(metrics: Arc<Metrics>) -> Live {
+        metrics.live_calls.inc();
+        Live(metrics)
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        self.0.live_calls.dec();
+    }
+}
+
+async fn session(mut socket: WebSocket, state: MediaState, carrier: Carrier) {
+    let _live = Live::new(state.metrics.clone());
+    let admitted = tokio::time::timeout(START_WITHIN, admit(&mut socket, &state, carrier)).await;
+    let end = match admitted {
+        Ok(Ok((claims, link))) => {
+            state.metrics.calls.inc();
+            let (tenant_id, call_id) = (claims.tenant_id.as_str(), claims.call_id.as_str());
+            tracing::info!(tenant_id, call_id, ?carrier, "media stream started");
+            let end = match &state.calls {
+                Some(calls) => {
+                    End::from(calls.hold(&mut socket, &claims, link, &state.metrics).await)
+                }
+                None => listen(&mut socket, &state, carrier).await,
+            };
+            tracing::info!(tenant_id, call_id, end = ?end, "media stream ended");
             end
         }
         Ok(Err(end)) => end,
@@ -146,14 +213,11 @@ async fn twilio_session(mut socket: WebSocket, state: MediaState) {
     let _ = socket.send(Message::Close(Some(close))).await;
 }
 
-/// The next text frame, parsed; `Err` ends the session.
-async fn next(socket: &mut WebSocket) -> Result<Inbound, End> {
+/// The next text frame; `Err` ends the session.
+async fn next_text(socket: &mut WebSocket) -> Result<axum::extract::ws::Utf8Bytes, End> {
     loop {
         match socket.recv().await {
-            Some(Ok(Message::Text(text))) => {
-                return twilio_stream::parse(text.as_str())
-                    .map_err(|e| End::Malformed(e.to_string()));
-            }
+            Some(Ok(Message::Text(text))) => return Ok(text),
             Some(Ok(Message::Binary(_))) => {
                 return Err(End::Malformed("a binary frame on a text protocol".into()));
             }
@@ -163,16 +227,51 @@ async fn next(socket: &mut WebSocket) -> Result<Inbound, End> {
     }
 }
 
-/// Reads `connected` and `start`, and checks `start`'s stream token for its call.
-async fn admit(socket: &mut WebSocket, state: &MediaState) -> Result<StreamClaims, End> {
-    let start = loop {
-        match next(socket).await? {
-            Inbound::Connected { .. } => continue,
-            Inbound::Start { start, .. } => break start,
-            _ => return Err(End::Refused("audio before start")),
+/// What `start` says that admission needs.
+struct Started {
+    stream_sid: String,
+    params: std::collections::BTreeMap<String, String>,
+    exotel_rate: Option<exotel_stream::SampleRate>,
+}
+
+/// Reads up to `start`, and checks its stream token for its call.
+async fn admit(
+    socket: &mut WebSocket,
+    state: &MediaState,
+    carrier: Carrier,
+) -> Result<(StreamClaims, Link), End> {
+    let started = loop {
+        let text = next_text(socket).await?;
+        match carrier {
+            Carrier::Twilio => match twilio_stream::parse(text.as_str())
+                .map_err(|e| End::Malformed(e.to_string()))?
+            {
+                Inbound::Connected { .. } => continue,
+                Inbound::Start { start, .. } => {
+                    break Started {
+                        stream_sid: start.stream_sid,
+                        params: start.custom_parameters,
+                        exotel_rate: None,
+                    };
+                }
+                _ => return Err(End::Refused("audio before start")),
+            },
+            Carrier::Exotel => match exotel_stream::parse(text.as_str())
+                .map_err(|e| End::Malformed(e.to_string()))?
+            {
+                exotel_stream::Inbound::Connected => continue,
+                exotel_stream::Inbound::Start { start, .. } => {
+                    break Started {
+                        stream_sid: start.stream_sid,
+                        params: start.custom_parameters,
+                        exotel_rate: Some(start.media_format.sample_rate),
+                    };
+                }
+                _ => return Err(End::Refused("audio before start")),
+            },
         }
     };
-    let param = |name: &str| start.custom_parameters.get(name).map(String::as_str);
+    let param = |name: &str| started.params.get(name).map(String::as_str);
     let (Some(token), Some(call_id)) = (param("token"), param("call_id")) else {
         return Err(End::Refused("no stream token"));
     };
@@ -186,29 +285,53 @@ async fn admit(socket: &mut WebSocket, state: &MediaState) -> Result<StreamClaim
     if param("tenant_id").is_some_and(|t| t != claims.tenant_id) {
         return Err(End::Refused("stream token refused"));
     }
-    Ok(claims)
+    let link = match started.exotel_rate {
+        None => Link::Twilio {
+            stream_sid: started.stream_sid,
+        },
+        Some(rate) => Link::Exotel {
+            stream_sid: started.stream_sid,
+            rate,
+        },
+    };
+    Ok((claims, link))
 }
 
-/// The admitted stream, frame by frame, until it stops or breaks.
-async fn stream(socket: &mut WebSocket, state: &MediaState) -> End {
-    // Reused for every frame: a call allocates its buffer once. The audio is checked
-    // (valid base64, within the size limit) and counted; nothing consumes it until the
-    // conversation pipeline does, so it is not decoded further yet.
-    let mut mulaw = Vec::with_capacity(320);
+/// An admitted stream with no conversation behind it: every frame is read and checked
+/// until the stream stops or breaks.
+async fn listen(socket: &mut WebSocket, state: &MediaState, carrier: Carrier) -> End {
+    // One buffer for the whole call: no allocation per frame.
+    let mut audio = Vec::with_capacity(640);
     loop {
-        match next(socket).await {
-            Ok(Inbound::Media { media, .. }) => {
-                if let Err(e) = media.decode_payload_into(&mut mulaw) {
-                    return End::Malformed(e.to_string());
-                }
-                state.frames_in.fetch_add(1, Ordering::Relaxed);
-            }
-            Ok(Inbound::Stop { .. }) => return End::Stopped,
-            Ok(Inbound::Start { .. } | Inbound::Connected { .. }) => {
-                return End::Malformed("a second start".into());
-            }
-            Ok(Inbound::Mark { .. } | Inbound::Dtmf { .. }) => {}
+        let text = match next_text(socket).await {
+            Ok(text) => text,
             Err(end) => return end,
+        };
+        let media = match carrier {
+            Carrier::Twilio => match twilio_stream::parse(text.as_str()) {
+                Ok(Inbound::Media { media, .. }) => media.decode_payload_into(&mut audio),
+                Ok(Inbound::Stop { .. }) => return End::Stopped,
+                Ok(Inbound::Start { .. } | Inbound::Connected { .. }) => {
+                    return End::Malformed("a second start".into());
+                }
+                Ok(Inbound::Mark { .. } | Inbound::Dtmf { .. }) => continue,
+                Err(e) => return End::Malformed(e.to_string()),
+            },
+            Carrier::Exotel => match exotel_stream::parse(text.as_str()) {
+                Ok(exotel_stream::Inbound::Media { media, .. }) => {
+                    media.decode_payload_into(&mut audio)
+                }
+                Ok(exotel_stream::Inbound::Stop { .. }) => return End::Stopped,
+                Ok(exotel_stream::Inbound::Start { .. } | exotel_stream::Inbound::Connected) => {
+                    return End::Malformed("a second start".into());
+                }
+                Ok(_) => continue,
+                Err(e) => return End::Malformed(e.to_string()),
+            },
+        };
+        if let Err(e) = media {
+            return End::Malformed(e.to_string());
         }
+        state.metrics.frames_in.inc();
     }
 }

@@ -94,7 +94,7 @@ async fn an_admitted_stream_takes_audio_and_closes_normally_on_stop() {
     frames.push(STOP.to_owned());
     send_all(&mut socket, &frames).await;
     assert_eq!(closed_with(&mut socket).await, CloseCode::Normal);
-    assert_eq!(state.frames_in.load(Ordering::Relaxed), 50);
+    assert_eq!(state.metrics.frames_in.get(), 50);
 }
 
 #[tokio::test]
@@ -124,7 +124,7 @@ async fn no_audio_is_taken_without_a_valid_token_for_the_call() {
     let (mut socket, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
     send_all(&mut socket, &[CONNECTED.to_owned(), media(0)]).await;
     assert_eq!(closed_with(&mut socket).await, CloseCode::Policy);
-    assert_eq!(state.frames_in.load(Ordering::Relaxed), 0);
+    assert_eq!(state.metrics.frames_in.get(), 0);
 }
 
 #[tokio::test]
@@ -160,10 +160,10 @@ async fn a_broken_stream_ends_alone() {
     // The healthy call goes on and ends normally.
     send_all(&mut healthy, &[media(1), media(2), STOP.to_owned()]).await;
     assert_eq!(closed_with(&mut healthy).await, CloseCode::Normal);
-    assert_eq!(state.frames_in.load(Ordering::Relaxed), 3);
+    assert_eq!(state.metrics.frames_in.get(), 3);
     // Every session is over: none is left counted as live.
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    assert_eq!(state.live_calls.load(Ordering::Relaxed), 0);
+    assert_eq!(state.live_calls(), 0);
 }
 
 #[tokio::test]
@@ -191,7 +191,7 @@ async fn draining_waits_for_live_calls_and_no_longer() {
         ],
     )
     .await;
-    while state.frames_in.load(Ordering::Relaxed) == 0 {
+    while state.metrics.frames_in.get() == 0 {
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
     // The call is live: a short grace runs out with it still going.

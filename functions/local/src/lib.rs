@@ -41,10 +41,15 @@ impl Stack {
                 field: "PARLEY_TWILIO_API_URL or PARLEY_EXOTEL_API_URL".into(),
                 reason: e,
             })?;
+        // Conversations use the vendors whose keys are in the environment.
         let media = parley_media::server::MediaState::new(
             ports.clock.clone(),
             (*webhooks.stream_secret).clone(),
-        );
+        )
+        .with_calls(parley_media::call::Calls {
+            ports: ports.clone(),
+            vendors: parley_media::call::Vendors::from_env().await,
+        });
         let dialer = parley_dialer::Dialer {
             ports: ports.clone(),
             dialing: api.dialing.clone(),

@@ -111,6 +111,29 @@ pub enum CallEvent {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         duration_secs: Option<u32>,
     },
+    /// The media task admitted the call's audio stream.
+    MediaStreamStarted { stream_id: String },
+    /// The caller talked over the agent, `at_ms` into the stream; what had not played
+    /// was dropped.
+    CallerBargedIn { at_ms: u64 },
+    /// The conversation called a tool. Its arguments and result are in the transcript
+    /// (they may hold personal data); the history keeps the name and the outcome.
+    ToolCalled { name: String, ok: bool },
+    /// The stream ended. `turns` counts the caller's turns; the words are in the
+    /// transcript, not here, so the event log holds no more personal data than it must.
+    MediaStreamEnded {
+        reason: String,
+        duration_ms: u64,
+        turns: u32,
+    },
+    /// The conversation's transcript, stored under `key` in the blob store.
+    TranscriptStored { key: String, turns: u32 },
+    /// Parley's own stereo recording (caller left, agent right), stored under `key`.
+    CallRecordingStored {
+        key: String,
+        duration_ms: u64,
+        bytes: u64,
+    },
     /// A type this build does not know (written by a newer Parley): skipped.
     #[serde(other)]
     Unknown,
@@ -187,6 +210,8 @@ pub enum CallCommand {
         url: String,
         duration_secs: Option<u32>,
     },
+    /// What the media task saw of the conversation; each fact once.
+    RecordMedia(CallEvent),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -201,6 +226,8 @@ pub enum CallError {
     BadCarrierId,
     #[error("status: {0:?} is set by Parley, not reported by a carrier")]
     NotACarrierStatus(CallStatus),
+    #[error("{0}: not a media fact")]
+    NotAMediaFact(&'static str),
 }
 
 /// A call as its events tell it.
@@ -223,6 +250,12 @@ pub struct Call {
     pub rejection: Option<String>,
     /// Recording ids and where the carrier keeps them.
     pub recordings: Vec<(String, String)>,
+    /// Media streams admitted, by the carrier's stream id.
+    pub media_streams: Vec<String>,
+    /// The media stream ended (its facts are all in).
+    pub media_ended: bool,
+    /// Blob keys of Parley's own recording and transcript.
+    pub stored: Vec<String>,
 }
 
 impl Aggregate for Call {
@@ -335,6 +368,8 @@ impl Aggregate for Call {
                 url,
                 duration_secs,
             }]),
+            CallCommand::RecordMedia(_) if !self.exists => Err(CallError::NotFound),
+            CallCommand::RecordMedia(fact) => self.media_fact(fact),
         }
     }
 
@@ -383,8 +418,31 @@ impl Aggregate for Call {
             } => {
                 self.recordings.push((recording_id.clone(), url.clone()));
             }
+            CallEvent::MediaStreamStarted { stream_id } => {
+                self.media_streams.push(stream_id.clone())
+            }
+            CallEvent::MediaStreamEnded { .. } => self.media_ended = true,
+            CallEvent::TranscriptStored { key, .. }
+            | CallEvent::CallRecordingStored { key, .. } => self.stored.push(key.clone()),
+            CallEvent::CallerBargedIn { .. } | CallEvent::ToolCalled { .. } => {}
             CallEvent::Unknown => {}
         }
+    }
+}
+
+impl Call {
+    /// A media fact once: a repeated start or end (a retried write) changes nothing,
+    /// and nothing but end-of-call records follows the end.
+    fn media_fact(&self, fact: CallEvent) -> Result<Vec<CallEvent>, CallError> {
+        let fresh = match &fact {
+            CallEvent::MediaStreamStarted { stream_id } => !self.media_streams.contains(stream_id),
+            CallEvent::CallerBargedIn { .. } | CallEvent::ToolCalled { .. } => !self.media_ended,
+            CallEvent::MediaStreamEnded { .. } => !self.media_ended,
+            CallEvent::TranscriptStored { key, .. }
+            | CallEvent::CallRecordingStored { key, .. } => !self.stored.contains(key),
+            _ => return Err(CallError::NotAMediaFact("event")),
+        };
+        Ok(if fresh { vec![fact] } else { vec![] })
     }
 }
 
@@ -594,5 +652,68 @@ mod tests {
             serde_json::from_value(serde_json::json!({"type": "call_teleported", "to": "mars"}))
                 .unwrap();
         assert!(unknown.is_unknown());
+    }
+
+    #[test]
+    fn media_facts_are_recorded_once_and_nothing_of_the_stream_follows_its_end() {
+        let started = CallEvent::MediaStreamStarted {
+            stream_id: "MZ1".into(),
+        };
+        let call = given::<Call>(&[requested()]);
+        assert_eq!(
+            when(&call, CallCommand::RecordMedia(started.clone())).unwrap(),
+            vec![started.clone()]
+        );
+        let ended = CallEvent::MediaStreamEnded {
+            reason: "caller_hung_up".into(),
+            duration_ms: 5_000,
+            turns: 2,
+        };
+        let call = given::<Call>(&[requested(), started.clone(), ended.clone()]);
+        assert_eq!(
+            when(&call, CallCommand::RecordMedia(started)).unwrap(),
+            vec![]
+        );
+        assert_eq!(
+            when(&call, CallCommand::RecordMedia(ended)).unwrap(),
+            vec![]
+        );
+        let barge = CallEvent::CallerBargedIn { at_ms: 1 };
+        assert_eq!(
+            when(&call, CallCommand::RecordMedia(barge)).unwrap(),
+            vec![]
+        );
+        let stored = CallEvent::TranscriptStored {
+            key: "transcripts/t/c.json".into(),
+            turns: 2,
+        };
+        assert_eq!(
+            when(&call, CallCommand::RecordMedia(stored.clone())).unwrap(),
+            vec![stored.clone()]
+        );
+        let call = given::<Call>(&[requested(), stored.clone()]);
+        assert_eq!(
+            when(&call, CallCommand::RecordMedia(stored)).unwrap(),
+            vec![]
+        );
+        assert_eq!(
+            when(
+                &given::<Call>(&[]),
+                CallCommand::RecordMedia(CallEvent::ToolCalled {
+                    name: "x".into(),
+                    ok: true
+                })
+            ),
+            Err(CallError::NotFound)
+        );
+        assert!(matches!(
+            when(
+                &call,
+                CallCommand::RecordMedia(CallEvent::AnsweringMachineDetected {
+                    answered_by: AnsweredBy::Human
+                })
+            ),
+            Err(CallError::NotAMediaFact(_))
+        ));
     }
 }

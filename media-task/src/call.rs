@@ -1,0 +1,362 @@
+//! One call, from the admitted stream to its records: who the call is for (its agent,
+//! direction and lead, read from the event store), the conversation, then the
+//! transcript, the recording and the call's events.
+//!
+//! Records are written whatever way the call ended: a socket that died mid-call still
+//! leaves its transcript, recording and `MediaStreamEnded` up to that point.
+
+use std::sync::Arc;
+
+use axum::extract::ws::WebSocket;
+use bytes::Bytes;
+use parley_shared::aggregate::{self, Context};
+use parley_shared::backend::Ports;
+use parley_shared::blob::BlobStore;
+use parley_shared::domain::agent::{Agent, AgentSettings};
+use parley_shared::domain::call::{Call, CallCommand, CallEvent, Direction};
+use parley_shared::domain::ids::{AgentId, CallId, LeadId};
+use parley_shared::domain::lead::Lead;
+use parley_shared::streamtoken::StreamClaims;
+use serde::Serialize;
+
+use crate::brain::{LlmBrain, NoTools, Tools};
+use crate::conversation::{self, Note, Turn};
+use crate::llm::LanguageModel;
+use crate::metrics::Metrics;
+use crate::recording::Recorder;
+use crate::session::{self, End, Link, Outcome, Parts};
+use crate::stt::SpeechToText;
+use crate::tts::TextToSpeech;
+
+/// The vendors a call can use, and how turns are judged.
+#[derive(Clone)]
+pub struct Vendors {
+    pub stt: Option<Arc<dyn SpeechToText>>,
+    pub llm: Option<Arc<dyn LanguageModel>>,
+    pub tools: Arc<dyn Tools>,
+    /// The voice for an agent's settings.
+    pub voices: Arc<dyn Voices>,
+    pub min_speech_ms: u32,
+    pub silence_ms: u32,
+}
+
+/// Picks the voice an agent's settings ask for.
+#[async_trait::async_trait]
+pub trait Voices: Send + Sync {
+    async fn voice(&self, settings: &AgentSettings) -> Option<Arc<dyn TextToSpeech>>;
+}
+
+/// One voice for every agent (tests, and a deployment with a single voice).
+pub struct OneVoice(pub Arc<dyn TextToSpeech>);
+
+#[async_trait::async_trait]
+impl Voices for OneVoice {
+    async fn voice(&self, _: &AgentSettings) -> Option<Arc<dyn TextToSpeech>> {
+        Some(self.0.clone())
+    }
+}
+
+impl Vendors {
+    /// Deepgram, an OpenAI-compatible model and the voices whose keys are in the
+    /// environment (`DEEPGRAM_API_KEY`, `OPENAI_API_KEY`, `ELEVENLABS_API_KEY`, ...).
+    pub async fn from_env() -> Vendors {
+        Vendors {
+            stt: crate::stt::deepgram::DeepgramStt::from_env()
+                .map(|s| Arc::new(s) as Arc<dyn SpeechToText>),
+            llm: crate::llm::openai::OpenAiChat::from_env()
+                .map(|l| Arc::new(l) as Arc<dyn LanguageModel>),
+            tools: Arc::new(NoTools),
+            voices: Arc::new(crate::voices::EnvVoices::from_env().await),
+            min_speech_ms: 200,
+            silence_ms: 500,
+        }
+    }
+
+    pub fn new(
+        stt: Arc<dyn SpeechToText>,
+        llm: Arc<dyn LanguageModel>,
+        voices: Arc<dyn Voices>,
+    ) -> Vendors {
+        Vendors {
+            stt: Some(stt),
+            llm: Some(llm),
+            tools: Arc::new(NoTools),
+            voices,
+            min_speech_ms: 200,
+            silence_ms: 500,
+        }
+    }
+}
+
+/// What holding calls takes: the stores and the vendors.
+#[derive(Clone)]
+pub struct Calls {
+    pub ports: Ports,
+    pub vendors: Vendors,
+}
+
+/// Why a call could not be held.
+#[derive(Debug, thiserror::Error)]
+pub enum CallSetupError {
+    #[error("the call is not known for this tenant")]
+    UnknownCall,
+    #[error("the call's agent is missing or deleted")]
+    NoAgent,
+    #[error("no {0} is configured")]
+    NoVendor(&'static str),
+    #[error(transparent)]
+    Store(#[from] parley_shared::error::StoreError),
+}
+
+/// The transcript as stored at `transcripts/<tenant>/<call>.json`.
+#[derive(Serialize)]
+struct TranscriptDoc<'a> {
+    call_id: &'a str,
+    tenant_id: &'a str,
+    ended: &'a str,
+    duration_ms: u64,
+    turns: &'a [Turn],
+}
+
+impl Calls {
+    /// Holds the admitted call on `socket` until it ends, then writes its records.
+    pub async fn hold(
+        &self,
+        socket: &mut WebSocket,
+        claims: &StreamClaims,
+        link: Link,
+        metrics: &Metrics,
+    ) -> End {
+        let ctx = Context {
+            tenant_id: claims.tenant_id.clone(),
+            correlation_id: claims.call_id.clone(),
+            idempotency_key: None,
+        };
+        let call_id = claims.call_id.as_str();
+        let parts = match self.parts(claims).await {
+            Ok(parts) => parts,
+            Err(e) => {
+                tracing::warn!(tenant_id = %claims.tenant_id, call_id, error = %e, "cannot hold the call");
+                return End::Conversation(conversation::EndReason::VendorFailed);
+            }
+        };
+        self.note(
+            &ctx,
+            call_id,
+            CallEvent::MediaStreamStarted {
+                stream_id: link_sid(&link).into(),
+            },
+        )
+        .await;
+        let recorder = if parts.record {
+            match Recorder::new(link.sample_rate()) {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    tracing::error!(call_id, error = %e, "cannot start the recording");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let outcome = session::run(socket, link, &parts, metrics, recorder).await;
+        self.keep(&ctx, call_id, outcome).await
+    }
+
+    /// The call's agent, direction and lead, turned into what the session needs.
+    async fn parts(&self, claims: &StreamClaims) -> Result<Parts, CallSetupError> {
+        let events = &*self.ports.events;
+        let call_id = CallId::parse(&claims.call_id).map_err(|_| CallSetupError::UnknownCall)?;
+        let call = aggregate::load::<Call>(events, &call_id.stream(), &claims.tenant_id)
+            .await
+            .map_err(|_| CallSetupError::UnknownCall)?
+            .state;
+        let agent_id: AgentId = call.agent_id.clone().ok_or(CallSetupError::UnknownCall)?;
+        let agent = aggregate::load::<Agent>(events, &agent_id.stream(), &claims.tenant_id)
+            .await
+            .map_err(|_| CallSetupError::NoAgent)?
+            .state;
+        let settings = match agent.settings {
+            Some(s) if agent.exists && !agent.deleted => s,
+            _ => return Err(CallSetupError::NoAgent),
+        };
+        let lead = match &call.lead_id {
+            Some(id) => self.lead(id, &claims.tenant_id).await,
+            None => None,
+        };
+        let greeting = match call.direction {
+            Some(Direction::Outbound) => fill(&settings.outbound_greeting, lead.as_ref()),
+            _ => fill(&settings.inbound_greeting, lead.as_ref()),
+        };
+        let vendors = &self.vendors;
+        let stt = vendors
+            .stt
+            .clone()
+            .ok_or(CallSetupError::NoVendor("speech recogniser"))?;
+        let llm = vendors
+            .llm
+            .clone()
+            .ok_or(CallSetupError::NoVendor("language model"))?;
+        let voice = vendors
+            .voices
+            .voice(&settings)
+            .await
+            .ok_or(CallSetupError::NoVendor("voice"))?;
+        let mut conversation = conversation::Settings::new(greeting);
+        conversation.system_prompt = settings.system_prompt.clone();
+        conversation.max_turns = settings.max_turns;
+        conversation.max_call_ms = u64::from(settings.max_call_seconds) * 1000;
+        Ok(Parts {
+            stt,
+            brain: Arc::new(LlmBrain::new(llm, vendors.tools.clone())),
+            voice,
+            conversation,
+            language: settings.language.clone(),
+            min_speech_ms: vendors.min_speech_ms,
+            silence_ms: vendors.silence_ms,
+            record: settings.recording,
+        })
+    }
+
+    async fn lead(&self, id: &LeadId, tenant_id: &str) -> Option<Lead> {
+        aggregate::load::<Lead>(&*self.ports.events, &id.stream(), tenant_id)
+            .await
+            .ok()
+            .map(|l| l.state)
+    }
+
+    /// Stores the transcript and recording and writes the call's events; each record
+    /// on its own, so one failing loses none of the others.
+    async fn keep(&self, ctx: &Context, call_id: &str, outcome: Outcome) -> End {
+        let Outcome {
+            end,
+            duration_ms,
+            turns,
+            transcript,
+            recorder,
+            notes,
+        } = outcome;
+        for note in notes {
+            let event = match note {
+                Note::BargeIn { at_ms } => CallEvent::CallerBargedIn { at_ms },
+                Note::ToolCalled { name, ok } => CallEvent::ToolCalled { name, ok },
+            };
+            self.note(ctx, call_id, event).await;
+        }
+        self.note(
+            ctx,
+            call_id,
+            CallEvent::MediaStreamEnded {
+                reason: end.reason().into(),
+                duration_ms,
+                turns,
+            },
+        )
+        .await;
+        let tenant = ctx.tenant_id.as_str();
+        let key = format!("transcripts/{tenant}/{call_id}.json");
+        let doc = TranscriptDoc {
+            call_id,
+            tenant_id: tenant,
+            ended: end.reason(),
+            duration_ms,
+            turns: &transcript,
+        };
+        match serde_json::to_vec_pretty(&doc) {
+            Ok(body) => match self
+                .ports
+                .blobs
+                .put(&key, Bytes::from(body), "application/json")
+                .await
+            {
+                Ok(()) => {
+                    let turns = transcript.len() as u32;
+                    self.note(ctx, call_id, CallEvent::TranscriptStored { key, turns })
+                        .await;
+                }
+                Err(e) => {
+                    tracing::error!(tenant_id = tenant, call_id, error = %e, "transcript not stored")
+                }
+            },
+            Err(e) => tracing::error!(call_id, error = %e, "transcript not serialisable"),
+        }
+        if let Some(recorder) = recorder {
+            let key = format!("recordings/{tenant}/{call_id}.wav");
+            match recorder
+                .finish(&*self.ports.blobs as &dyn BlobStore, &key)
+                .await
+            {
+                Ok(stored) => {
+                    self.note(
+                        ctx,
+                        call_id,
+                        CallEvent::CallRecordingStored {
+                            key,
+                            duration_ms: stored.duration_ms,
+                            bytes: stored.bytes,
+                        },
+                    )
+                    .await;
+                }
+                Err(e) => {
+                    tracing::error!(tenant_id = tenant, call_id, error = %e, "recording not stored")
+                }
+            }
+        }
+        end
+    }
+
+    /// Appends a media fact to the call's history; a failure is logged, not fatal.
+    async fn note(&self, ctx: &Context, call_id: &str, event: CallEvent) {
+        let Ok(id) = CallId::parse(call_id) else {
+            return;
+        };
+        let result = aggregate::execute::<Call>(
+            &*self.ports.events,
+            &*self.ports.clock,
+            &id.stream(),
+            ctx,
+            CallCommand::RecordMedia(event),
+        )
+        .await;
+        if let Err(e) = result {
+            tracing::error!(tenant_id = %ctx.tenant_id, call_id, error = %e, "call event not written");
+        }
+    }
+}
+
+fn link_sid(link: &Link) -> &str {
+    match link {
+        Link::Twilio { stream_sid } | Link::Exotel { stream_sid, .. } => stream_sid,
+    }
+}
+
+/// Fills `{lead_name}` and the lead's own fields (`{company}`) into a greeting; a field
+/// the lead lacks reads naturally without it.
+pub fn fill(template: &str, lead: Option<&Lead>) -> String {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        let Some(close) = rest[open..].find('}') else {
+            break;
+        };
+        out.push_str(&rest[..open]);
+        let name = &rest[open + 1..open + close];
+        let value = match name {
+            "lead_name" => lead.and_then(|l| l.name.clone()),
+            field => lead.and_then(|l| l.fields.get(field).cloned()),
+        };
+        match value {
+            Some(v) => out.push_str(&v),
+            None => {
+                // "Hi {lead_name}, ..." becomes "Hi, ...".
+                if out.ends_with(' ') {
+                    out.pop();
+                }
+            }
+        }
+        rest = &rest[open + close + 1..];
+    }
+    out.push_str(rest);
+    out
+}

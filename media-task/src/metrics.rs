@@ -1,0 +1,114 @@
+//! The media task's `/metrics`: Prometheus text, for dashboards and autoscaling on live
+//! calls.
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// Labels of a vendor error: which vendor.
+type VendorLabel = Vec<(&'static str, &'static str)>;
+
+/// Every counter the sessions update, and the registry that writes them out.
+pub struct Metrics {
+    registry: Registry,
+    pub live_calls: Gauge,
+    pub calls: Counter,
+    pub frames_in: Counter,
+    pub frames_out: Counter,
+    pub turns: Counter,
+    pub barge_ins: Counter,
+    vendor_errors: Family<VendorLabel, Counter>,
+    /// The caller's turn ended → the brain was asked (the platform's own work).
+    pub turn_to_brain: Histogram,
+    /// The voice's first byte of an utterance → its first frame sent to the carrier.
+    pub voice_to_wire: Histogram,
+    /// The caller's turn ended → the agent's first frame of the answer sent.
+    pub response: Histogram,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("parley_media");
+        let live_calls = Gauge::default();
+        let calls = Counter::default();
+        let frames_in = Counter::default();
+        let frames_out = Counter::default();
+        let turns = Counter::default();
+        let barge_ins = Counter::default();
+        let vendor_errors = Family::<VendorLabel, Counter>::default();
+        // 50 µs to ~3 s for the platform's own latency; 10 ms to ~20 s for responses.
+        let turn_to_brain = Histogram::new(exponential_buckets(0.000_05, 2.0, 16));
+        let voice_to_wire = Histogram::new(exponential_buckets(0.000_05, 2.0, 16));
+        let response = Histogram::new(exponential_buckets(0.01, 1.7, 16));
+        registry.register("live_calls", "Calls being held now", live_calls.clone());
+        registry.register("calls", "Calls admitted", calls.clone());
+        registry.register(
+            "frames_in",
+            "Caller audio frames received",
+            frames_in.clone(),
+        );
+        registry.register("frames_out", "Agent audio frames sent", frames_out.clone());
+        registry.register("turns", "Caller turns answered", turns.clone());
+        registry.register(
+            "barge_ins",
+            "Times a caller talked over the agent",
+            barge_ins.clone(),
+        );
+        registry.register(
+            "vendor_errors",
+            "Vendor failures, by vendor",
+            vendor_errors.clone(),
+        );
+        registry.register(
+            "turn_to_brain_seconds",
+            "From the end of the caller's turn to the brain being asked",
+            turn_to_brain.clone(),
+        );
+        registry.register(
+            "voice_to_wire_seconds",
+            "From a voice's first audio of an utterance to its first frame sent",
+            voice_to_wire.clone(),
+        );
+        registry.register(
+            "response_seconds",
+            "From the end of the caller's turn to the first frame of the answer sent",
+            response.clone(),
+        );
+        Metrics {
+            registry,
+            live_calls,
+            calls,
+            frames_in,
+            frames_out,
+            turns,
+            barge_ins,
+            vendor_errors,
+            turn_to_brain,
+            voice_to_wire,
+            response,
+        }
+    }
+
+    pub fn vendor_error(&self, vendor: &'static str) {
+        self.vendor_errors
+            .get_or_create(&vec![("vendor", vendor)])
+            .inc();
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+}
