@@ -309,32 +309,27 @@ pub async fn run(
 ) -> Outcome {
     let started = Instant::now();
     let rate = link.sample_rate();
+    // A call whose audio cannot be handled ends at once, as a vendor failure.
+    let unusable = |recorder| Outcome {
+        end: End::Conversation(EndReason::VendorFailed),
+        duration_ms: 0,
+        turns: 0,
+        transcript: Vec::new(),
+        recorder,
+        notes: Vec::new(),
+    };
     let voicing = match Voicing::new(parts.voice.format(), &link) {
         Ok(v) => v,
         Err(e) => {
             tracing::error!(error = %e, "the voice's audio cannot be converted for this call");
-            return Outcome {
-                end: End::Conversation(EndReason::VendorFailed),
-                duration_ms: 0,
-                turns: 0,
-                transcript: Vec::new(),
-                recorder,
-                notes: Vec::new(),
-            };
+            return unusable(recorder);
         }
     };
     let detector = match VoiceDetector::new(rate) {
         Ok(d) => d,
         Err(e) => {
             tracing::error!(error = %e, "no voice detector for this rate");
-            return Outcome {
-                end: End::Conversation(EndReason::VendorFailed),
-                duration_ms: 0,
-                turns: 0,
-                transcript: Vec::new(),
-                recorder,
-                notes: Vec::new(),
-            };
+            return unusable(recorder);
         }
     };
     let mut session = Session {
