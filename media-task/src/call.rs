@@ -133,7 +133,12 @@ impl Calls {
             idempotency_key: None,
         };
         let call_id = claims.call_id.as_str();
-        let parts = match self.parts(claims).await {
+        // The token was minted for this id, so it parses; a bad one is no call of ours.
+        let Ok(id) = CallId::parse(call_id) else {
+            tracing::warn!(tenant_id = %claims.tenant_id, call_id, "not a call id");
+            return End::Conversation(conversation::EndReason::VendorFailed);
+        };
+        let parts = match self.parts(&id, &claims.tenant_id).await {
             Ok(parts) => parts,
             Err(e) => {
                 tracing::warn!(tenant_id = %claims.tenant_id, call_id, error = %e, "cannot hold the call");
@@ -142,9 +147,9 @@ impl Calls {
         };
         self.note(
             &ctx,
-            call_id,
+            &id,
             CallEvent::MediaStreamStarted {
-                stream_id: link_sid(&link).into(),
+                stream_id: link.stream_sid().into(),
             },
         )
         .await;
@@ -160,19 +165,18 @@ impl Calls {
             None
         };
         let outcome = session::run(socket, link, &parts, metrics, recorder).await;
-        self.keep(&ctx, call_id, outcome).await
+        self.keep(&ctx, &id, outcome).await
     }
 
     /// The call's agent, direction and lead, turned into what the session needs.
-    async fn parts(&self, claims: &StreamClaims) -> Result<Parts, CallSetupError> {
+    async fn parts(&self, call_id: &CallId, tenant_id: &str) -> Result<Parts, CallSetupError> {
         let events = &*self.ports.events;
-        let call_id = CallId::parse(&claims.call_id).map_err(|_| CallSetupError::UnknownCall)?;
-        let call = aggregate::load::<Call>(events, &call_id.stream(), &claims.tenant_id)
+        let call = aggregate::load::<Call>(events, &call_id.stream(), tenant_id)
             .await
             .map_err(|_| CallSetupError::UnknownCall)?
             .state;
         let agent_id: AgentId = call.agent_id.clone().ok_or(CallSetupError::UnknownCall)?;
-        let agent = aggregate::load::<Agent>(events, &agent_id.stream(), &claims.tenant_id)
+        let agent = aggregate::load::<Agent>(events, &agent_id.stream(), tenant_id)
             .await
             .map_err(|_| CallSetupError::NoAgent)?
             .state;
@@ -181,7 +185,7 @@ impl Calls {
             _ => return Err(CallSetupError::NoAgent),
         };
         let lead = match &call.lead_id {
-            Some(id) => self.lead(id, &claims.tenant_id).await,
+            Some(id) => self.lead(id, tenant_id).await,
             None => None,
         };
         let greeting = match call.direction {
@@ -227,7 +231,9 @@ impl Calls {
 
     /// Stores the transcript and recording and writes the call's events; each record
     /// on its own, so one failing loses none of the others.
-    async fn keep(&self, ctx: &Context, call_id: &str, outcome: Outcome) -> End {
+    async fn keep(&self, ctx: &Context, id: &CallId, outcome: Outcome) -> End {
+        let call_id = id.to_string();
+        let call_id = call_id.as_str();
         let Outcome {
             end,
             duration_ms,
@@ -241,11 +247,11 @@ impl Calls {
                 Note::BargeIn { at_ms } => CallEvent::CallerBargedIn { at_ms },
                 Note::ToolCalled { name, ok } => CallEvent::ToolCalled { name, ok },
             };
-            self.note(ctx, call_id, event).await;
+            self.note(ctx, id, event).await;
         }
         self.note(
             ctx,
-            call_id,
+            id,
             CallEvent::MediaStreamEnded {
                 reason: end.reason().into(),
                 duration_ms,
@@ -271,7 +277,7 @@ impl Calls {
             {
                 Ok(()) => {
                     let turns = transcript.len() as u32;
-                    self.note(ctx, call_id, CallEvent::TranscriptStored { key, turns })
+                    self.note(ctx, id, CallEvent::TranscriptStored { key, turns })
                         .await;
                 }
                 Err(e) => {
@@ -289,7 +295,7 @@ impl Calls {
                 Ok(stored) => {
                     self.note(
                         ctx,
-                        call_id,
+                        id,
                         CallEvent::CallRecordingStored {
                             key,
                             duration_ms: stored.duration_ms,
@@ -303,14 +309,16 @@ impl Calls {
                 }
             }
         }
+        // The call's view follows its stream, as after every other writer's events.
+        let (events, views) = (&*self.ports.events, &*self.ports.views);
+        if let Err(e) = parley_shared::views::refresh_call(events, views, id).await {
+            tracing::error!(tenant_id = tenant, call_id, error = %e, "call view not refreshed");
+        }
         end
     }
 
     /// Appends a media fact to the call's history; a failure is logged, not fatal.
-    async fn note(&self, ctx: &Context, call_id: &str, event: CallEvent) {
-        let Ok(id) = CallId::parse(call_id) else {
-            return;
-        };
+    async fn note(&self, ctx: &Context, id: &CallId, event: CallEvent) {
         let result = aggregate::execute::<Call>(
             &*self.ports.events,
             &*self.ports.clock,
@@ -320,14 +328,8 @@ impl Calls {
         )
         .await;
         if let Err(e) = result {
-            tracing::error!(tenant_id = %ctx.tenant_id, call_id, error = %e, "call event not written");
+            tracing::error!(tenant_id = %ctx.tenant_id, call_id = %id, error = %e, "call event not written");
         }
-    }
-}
-
-fn link_sid(link: &Link) -> &str {
-    match link {
-        Link::Twilio { stream_sid } | Link::Exotel { stream_sid, .. } => stream_sid,
     }
 }
 
@@ -359,4 +361,34 @@ pub fn fill(template: &str, lead: Option<&Lead>) -> String {
     }
     out.push_str(rest);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lead(name: Option<&str>) -> Lead {
+        let mut lead = Lead {
+            name: name.map(str::to_owned),
+            ..Lead::default()
+        };
+        lead.fields.insert("company".into(), "Acme".into());
+        lead
+    }
+
+    #[test]
+    fn greetings_take_the_leads_name_and_fields_and_read_naturally_without_them() {
+        let template = "Hi {lead_name}, this is {company} calling.";
+        assert_eq!(
+            fill(template, Some(&lead(Some("Ana")))),
+            "Hi Ana, this is Acme calling."
+        );
+        assert_eq!(
+            fill(template, Some(&lead(None))),
+            "Hi, this is Acme calling."
+        );
+        assert_eq!(fill(template, None), "Hi, this is calling.");
+        assert_eq!(fill("Hello {unclosed", None), "Hello {unclosed");
+        assert_eq!(fill("{lead_name}", Some(&lead(Some("Zoë")))), "Zoë");
+    }
 }

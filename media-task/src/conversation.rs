@@ -119,7 +119,7 @@ pub enum EndReason {
 /// Facts for the call's events, as they happen.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Note {
-    /// The caller talked over the agent; `heard` of the reply had played.
+    /// The caller talked over the agent, `at_ms` into the stream.
     BargeIn {
         at_ms: u64,
     },

@@ -21,8 +21,9 @@ use tokio::time::Instant;
 use crate::audio::{AudioFormat, Encoding};
 use crate::brain::{Brain, BrainEvent};
 use crate::conversation::{Action, Conversation, EndReason, Input, Note, Turn};
-use crate::exotel_stream::{self, Chunker, SampleRate};
+use crate::exotel_stream::{self, SampleRate};
 use crate::g711;
+use crate::metrics::Metrics;
 use crate::recording::Recorder;
 use crate::resample::Resampler;
 use crate::stt::{SpeechToText, SttConfig, SttEvent, SttStream};
@@ -30,7 +31,6 @@ use crate::tts::TextToSpeech;
 use crate::twilio_stream;
 use crate::vad::{TurnEvent, Turns, VoiceDetector};
 use crate::vendor::VendorError;
-use crate::{metrics::Metrics, twilio_stream::MAX_FRAME_BYTES};
 
 /// How far ahead of real time the agent's audio is sent: enough to ride out jitter,
 /// little enough that a `clear` silences the agent at once.
@@ -58,7 +58,7 @@ impl Link {
         }
     }
 
-    fn stream_sid(&self) -> &str {
+    pub fn stream_sid(&self) -> &str {
         match self {
             Link::Twilio { stream_sid } | Link::Exotel { stream_sid, .. } => stream_sid,
         }
@@ -157,9 +157,10 @@ impl Drop for Utterance {
     }
 }
 
-/// Agent audio ready to go, in the carrier's encoding.
+/// Agent audio ready to go, in the carrier's encoding (the recording decodes what
+/// was sent, which is what the caller hears).
 enum Out {
-    Frame { wire: Vec<u8>, pcm: Vec<i16> },
+    Frame(Vec<u8>),
     Mark(String),
 }
 
@@ -174,7 +175,6 @@ struct Voicing {
     /// Call-rate samples waiting to fill a frame.
     pending: Vec<i16>,
     frame_samples: usize,
-    exotel: Option<Chunker>,
 }
 
 impl Voicing {
@@ -185,9 +185,10 @@ impl Voicing {
         } else {
             Some(Resampler::new(voice.sample_rate, rate)?)
         };
-        let (frame_samples, exotel) = match link {
-            Link::Twilio { .. } => (160, None),
-            Link::Exotel { rate, .. } => (rate.chunk_bytes() / 2, Some(Chunker::new(*rate))),
+        // Twilio takes 20 ms frames; Exotel chunks of at least 100 ms.
+        let frame_samples = match link {
+            Link::Twilio { .. } => 160,
+            Link::Exotel { rate, .. } => rate.chunk_bytes() / 2,
         };
         Ok(Voicing {
             format: voice,
@@ -197,7 +198,6 @@ impl Voicing {
             resampled: Vec::new(),
             pending: Vec::new(),
             frame_samples,
-            exotel,
         })
     }
 
@@ -205,8 +205,8 @@ impl Voicing {
     fn push(&mut self, bytes: &[u8], link: &Link, out: &mut VecDeque<Out>) {
         self.pcm.clear();
         match self.format.encoding {
-            Encoding::Mulaw => self.pcm.extend(bytes.iter().map(|&b| g711::ulaw_decode(b))),
-            Encoding::Alaw => self.pcm.extend(bytes.iter().map(|&b| g711::alaw_decode(b))),
+            Encoding::Mulaw => g711::decode_ulaw_into(bytes, &mut self.pcm),
+            Encoding::Alaw => g711::decode_alaw_into(bytes, &mut self.pcm),
             Encoding::Linear16 => {
                 let mut rest = bytes;
                 if let (Some(lo), Some((&hi, tail))) = (self.odd, rest.split_first()) {
@@ -246,17 +246,16 @@ impl Voicing {
         let n = self.frame_samples;
         while self.pending.len() >= n || (all && !self.pending.is_empty()) {
             let take = n.min(self.pending.len());
-            let mut pcm: Vec<i16> = self.pending.drain(..take).collect();
-            pcm.resize(n, 0);
+            // The last frame of an utterance is padded with silence.
+            let samples = self
+                .pending
+                .drain(..take)
+                .chain(std::iter::repeat_n(0, n - take));
             let wire = match link {
-                Link::Twilio { .. } => pcm.iter().map(|&s| g711::ulaw_encode(s)).collect(),
-                Link::Exotel { .. } => {
-                    let mut le = Vec::with_capacity(n * 2);
-                    crate::audio::pcm_to_le(&pcm, &mut le);
-                    le
-                }
+                Link::Twilio { .. } => samples.map(g711::ulaw_encode).collect(),
+                Link::Exotel { .. } => samples.flat_map(i16::to_le_bytes).collect(),
             };
-            out.push_back(Out::Frame { wire, pcm });
+            out.push_back(Out::Frame(wire));
         }
     }
 
@@ -264,9 +263,6 @@ impl Voicing {
     fn reset(&mut self) {
         self.odd = None;
         self.pending.clear();
-        if let Some(c) = &mut self.exotel {
-            let _ = c.finish();
-        }
     }
 }
 
@@ -278,7 +274,8 @@ struct Session<'a> {
     metrics: &'a Metrics,
     started: Instant,
     conversation: Conversation,
-    stt: Option<SttStream>,
+    /// The recogniser's audio input and its results; `None` once it is gone.
+    stt_audio: Option<mpsc::Sender<Bytes>>,
     stt_events: Option<mpsc::Receiver<SttEvent>>,
     brain: Option<mpsc::Receiver<BrainEvent>>,
     speaking: VecDeque<Utterance>,
@@ -296,6 +293,8 @@ struct Session<'a> {
     voice_arrived: Option<Instant>,
     inbound: Vec<u8>,
     pcm: Vec<i16>,
+    /// The agent's frame being sent, decoded for the recording.
+    sent_pcm: Vec<i16>,
     le: Vec<u8>,
 }
 
@@ -339,7 +338,7 @@ pub async fn run(
         metrics,
         started,
         conversation: Conversation::new(parts.conversation.clone()),
-        stt: None,
+        stt_audio: None,
         stt_events: None,
         brain: None,
         speaking: VecDeque::new(),
@@ -354,6 +353,7 @@ pub async fn run(
         voice_arrived: None,
         inbound: Vec::with_capacity(640),
         pcm: Vec::with_capacity(480),
+        sent_pcm: Vec::with_capacity(1_200),
         le: Vec::with_capacity(960),
     };
     let end = session.converse().await;
@@ -433,10 +433,9 @@ impl Session<'_> {
         };
         for attempt in 0..2 {
             match self.parts.stt.open(&config).await {
-                Ok(mut stream) => {
-                    self.stt_events =
-                        Some(std::mem::replace(&mut stream.events, mpsc::channel(1).1));
-                    self.stt = Some(stream);
+                Ok(SttStream { audio, events }) => {
+                    self.stt_audio = Some(audio);
+                    self.stt_events = Some(events);
                     return;
                 }
                 Err(e) => {
@@ -447,7 +446,7 @@ impl Session<'_> {
                 }
             }
         }
-        self.stt = None;
+        self.stt_audio = None;
         self.stt_events = None;
     }
 
@@ -471,8 +470,7 @@ impl Session<'_> {
                             .decode_payload_into(&mut self.inbound)
                             .map_err(|e| End::Malformed(e.to_string()))?;
                         self.pcm.clear();
-                        self.pcm
-                            .extend(self.inbound.iter().map(|&b| g711::ulaw_decode(b)));
+                        g711::decode_ulaw_into(&self.inbound, &mut self.pcm);
                         Heard::Audio {
                             at_ms: media.timestamp,
                         }
@@ -522,15 +520,11 @@ impl Session<'_> {
                 if let Some(r) = &mut self.recorder {
                     r.caller(at_ms, &self.pcm);
                 }
-                if let Some(stt) = &self.stt {
+                if let Some(stt) = &self.stt_audio {
                     self.le.clear();
                     crate::audio::pcm_to_le(&self.pcm, &mut self.le);
                     // A recogniser that cannot keep up loses audio, not the call.
-                    if stt
-                        .audio
-                        .try_send(Bytes::copy_from_slice(&self.le))
-                        .is_err()
-                    {
+                    if stt.try_send(Bytes::copy_from_slice(&self.le)).is_err() {
                         self.metrics.vendor_error("stt_backlog");
                     }
                 }
@@ -575,14 +569,14 @@ impl Session<'_> {
                 self.vendor_failed(&e);
                 // One fresh stream, then give up politely.
                 self.open_recogniser().await;
-                if self.stt.is_some() {
+                if self.stt_audio.is_some() {
                     return None;
                 }
                 Input::HearingFailed
             }
             None => {
                 self.stt_events = None;
-                self.stt = None;
+                self.stt_audio = None;
                 Input::HearingFailed
             }
         };
@@ -699,7 +693,7 @@ impl Session<'_> {
         let frame_ms = self.frame_ms();
         self.outbound
             .iter()
-            .filter(|o| matches!(o, Out::Frame { .. }))
+            .filter(|o| matches!(o, Out::Frame(_)))
             .count() as u64
             * frame_ms
     }
@@ -725,13 +719,22 @@ impl Session<'_> {
                         self.send(text).await.map_err(|_| End::Gone)?;
                     }
                 }
-                Out::Frame { .. } => {
+                Out::Frame(_) => {
                     if self.sent_until_ms >= now + LEAD_MS {
                         break;
                     }
-                    if let Some(Out::Frame { wire, pcm }) = self.outbound.pop_front() {
+                    if let Some(Out::Frame(wire)) = self.outbound.pop_front() {
                         if let Some(r) = &mut self.recorder {
-                            r.agent(self.sent_until_ms, &pcm);
+                            self.sent_pcm.clear();
+                            match &self.link {
+                                Link::Twilio { .. } => {
+                                    g711::decode_ulaw_into(&wire, &mut self.sent_pcm)
+                                }
+                                Link::Exotel { .. } => {
+                                    crate::audio::pcm_from_le(&wire, &mut self.sent_pcm)
+                                }
+                            }
+                            r.agent(self.sent_until_ms, &self.sent_pcm);
                         }
                         let text = match &self.link {
                             Link::Twilio { stream_sid } => twilio_stream::media(stream_sid, &wire),
@@ -758,7 +761,6 @@ impl Session<'_> {
     }
 
     async fn send(&mut self, text: String) -> Result<(), axum::Error> {
-        debug_assert!(text.len() < MAX_FRAME_BYTES);
         self.socket.send(WsMessage::Text(text.into())).await
     }
 
@@ -768,7 +770,7 @@ impl Session<'_> {
             self.conversation.handle(at, Input::Hangup);
         }
         // Dropping the audio sender tells the recogniser no more is coming.
-        self.stt = None;
+        self.stt_audio = None;
         self.speaking.clear();
         tracing::debug!(stream_sid = self.link.stream_sid(), "session finished");
         Outcome {

@@ -312,12 +312,7 @@ impl TwilioClient {
         call_sid: &str,
         twiml: &str,
     ) -> Result<CallResource, TwilioError> {
-        check_sid("account_sid", &creds.account_sid)?;
-        check_sid("call_sid", call_sid)?;
-        let url = format!(
-            "{}/2010-04-01/Accounts/{}/Calls/{call_sid}.json",
-            self.base_url, creds.account_sid
-        );
+        let url = self.call_url(creds, call_sid)?;
         self.request(
             "update_call",
             creds,
@@ -336,13 +331,19 @@ impl TwilioClient {
         creds: &Credentials,
         call_sid: &str,
     ) -> Result<CallResource, TwilioError> {
+        let url = self.call_url(creds, call_sid)?;
+        self.request("fetch_call", creds, &url, &[], true).await
+    }
+
+    /// The URL of one call, `/2010-04-01/Accounts/{AccountSid}/Calls/{CallSid}.json`,
+    /// once both ids are checked.
+    fn call_url(&self, creds: &Credentials, call_sid: &str) -> Result<String, TwilioError> {
         check_sid("account_sid", &creds.account_sid)?;
         check_sid("call_sid", call_sid)?;
-        let url = format!(
+        Ok(format!(
             "{}/2010-04-01/Accounts/{}/Calls/{call_sid}.json",
             self.base_url, creds.account_sid
-        );
-        self.request("fetch_call", creds, &url, &[], true).await
+        ))
     }
 
     /// Posts `params` to `url` (or, with `get`, reads `url`), retrying as the

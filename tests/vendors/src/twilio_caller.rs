@@ -55,28 +55,17 @@ pub struct Dial {
 /// What the caller heard and saw.
 #[derive(Debug, Default)]
 pub struct Heard {
-    /// Every agent audio byte received, in order.
-    pub received: Vec<u8>,
     /// When each stretch of the agent's audio started and stopped playing, in ms
     /// since the stream started.
     pub played: Vec<(u64, u64)>,
-    /// Agent audio bytes that played (not cleared).
-    pub played_bytes: usize,
     /// When `clear` arrived, in ms since the stream started.
     pub clears: Vec<u64>,
     /// Marks echoed, with whether they had played (false: cleared).
     pub marks: Vec<(String, bool)>,
     /// The close frame's code and reason, if the server closed.
     pub close: Option<(u16, String)>,
-    /// When the agent's first audio played, per stretch start (ms since start).
-    pub first_audio_ms: Option<u64>,
-    /// Frames sent with the caller's audio or silence.
-    pub frames_sent: u64,
     /// The caller's utterances: when each started and ended being sent (ms).
     pub said: Vec<(u64, u64)>,
-    /// For each utterance, how long after it ended the agent's next audio started
-    /// playing (ms), if it did.
-    pub response_ms: Vec<u64>,
 }
 
 #[derive(Debug)]
@@ -150,7 +139,6 @@ pub async fn call(dial: &Dial, steps: Vec<Step>) -> Result<Heard, CallerError> {
     let mut step_since = 0u64;
     let mut chunk = 0u64;
     let mut said_start: Option<u64> = None;
-    let mut awaiting_response: Option<u64> = None;
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     tick.set_missed_tick_behavior(MissedTickBehavior::Burst);
     let silence = [SILENCE; FRAME_BYTES];
@@ -171,7 +159,6 @@ pub async fn call(dial: &Dial, steps: Vec<Step>) -> Result<Heard, CallerError> {
                 match v["event"].as_str() {
                     Some("media") => {
                         if let Some(bytes) = v["media"]["payload"].as_str().and_then(|p| STANDARD.decode(p).ok()) {
-                            heard.received.extend_from_slice(&bytes);
                             playout.queue.push_back(Item::Audio(bytes));
                         }
                     }
@@ -219,7 +206,6 @@ pub async fn call(dial: &Dial, steps: Vec<Step>) -> Result<Heard, CallerError> {
                             let take = budget.min(bytes.len());
                             bytes.drain(..take);
                             budget -= take;
-                            heard.played_bytes += take;
                             played_any = true;
                             if bytes.is_empty() { playout.queue.pop_front(); }
                         }
@@ -228,10 +214,6 @@ pub async fn call(dial: &Dial, steps: Vec<Step>) -> Result<Heard, CallerError> {
                 if played_any {
                     if playout.playing_since.is_none() {
                         playout.playing_since = Some(now);
-                        heard.first_audio_ms.get_or_insert(now);
-                        if let Some(end) = awaiting_response.take() {
-                            heard.response_ms.push(now.saturating_sub(end));
-                        }
                     }
                     playout.spoke = true;
                 } else if let Some(since) = playout.playing_since.take() {
@@ -252,7 +234,6 @@ pub async fn call(dial: &Dial, steps: Vec<Step>) -> Result<Heard, CallerError> {
                             if speaking.is_empty() {
                                 if let Some(start) = said_start.take() {
                                     heard.said.push((start, now));
-                                    awaiting_response = Some(now);
                                 }
                                 steps.pop_front();
                                 step_since = now;
@@ -333,7 +314,6 @@ pub async fn call(dial: &Dial, steps: Vec<Step>) -> Result<Heard, CallerError> {
                 if tx.send(send(media)).await.is_err() {
                     break;
                 }
-                heard.frames_sent += 1;
             }
         }
     }
