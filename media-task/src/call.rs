@@ -19,7 +19,8 @@ use parley_shared::domain::lead::Lead;
 use parley_shared::streamtoken::StreamClaims;
 use serde::Serialize;
 
-use crate::brain::{LlmBrain, NoTools, Tools};
+use crate::brain::{Brain, LlmBrain, NoTools, Tools};
+use crate::choice::{ChoiceError, Deployment};
 use crate::conversation::{self, Note, Turn};
 use crate::llm::LanguageModel;
 use crate::metrics::Metrics;
@@ -36,6 +37,11 @@ pub struct Vendors {
     pub tools: Arc<dyn Tools>,
     /// The voice for an agent's settings.
     pub voices: Arc<dyn Voices>,
+    /// Speaks the apology when an agent's own voice has failed (flite, offline).
+    pub fallback_voice: Option<Arc<dyn TextToSpeech>>,
+    /// Where agents that choose their own vendors find them; without it, every agent
+    /// uses the vendors above and an agent's own choice is refused.
+    pub deployment: Option<Arc<Deployment>>,
     pub min_speech_ms: u32,
     pub silence_ms: u32,
 }
@@ -60,13 +66,17 @@ impl Vendors {
     /// Deepgram, an OpenAI-compatible model and the voices whose keys are in the
     /// environment (`DEEPGRAM_API_KEY`, `OPENAI_API_KEY`, `ELEVENLABS_API_KEY`, ...).
     pub async fn from_env() -> Vendors {
+        let voices = crate::voices::EnvVoices::from_env().await;
+        let fallback_voice = voices.offline();
         Vendors {
             stt: crate::stt::deepgram::DeepgramStt::from_env()
                 .map(|s| Arc::new(s) as Arc<dyn SpeechToText>),
             llm: crate::llm::openai::OpenAiChat::from_env()
                 .map(|l| Arc::new(l) as Arc<dyn LanguageModel>),
             tools: Arc::new(NoTools),
-            voices: Arc::new(crate::voices::EnvVoices::from_env().await),
+            voices: Arc::new(voices),
+            fallback_voice,
+            deployment: Some(Arc::new(Deployment::from_env())),
             min_speech_ms: 200,
             silence_ms: 500,
         }
@@ -82,6 +92,8 @@ impl Vendors {
             llm: Some(llm),
             tools: Arc::new(NoTools),
             voices,
+            fallback_voice: None,
+            deployment: None,
             min_speech_ms: 200,
             silence_ms: 500,
         }
@@ -105,7 +117,28 @@ pub enum CallSetupError {
     #[error("no {0} is configured")]
     NoVendor(&'static str),
     #[error(transparent)]
+    Choice(#[from] ChoiceError),
+    #[error(transparent)]
     Store(#[from] parley_shared::error::StoreError),
+}
+
+/// Who a call is for.
+pub(crate) struct Callee {
+    pub settings: AgentSettings,
+    /// The greeting for the call's direction, filled with its lead's fields.
+    pub greeting: String,
+}
+
+/// The conversation's settings from the agent's.
+pub(crate) fn conversation_settings(
+    settings: &AgentSettings,
+    greeting: String,
+) -> conversation::Settings {
+    let mut conversation = conversation::Settings::new(greeting);
+    conversation.system_prompt = settings.system_prompt.clone();
+    conversation.max_turns = settings.max_turns;
+    conversation.max_call_ms = u64::from(settings.max_call_seconds) * 1000;
+    conversation
 }
 
 /// The transcript as stored at `transcripts/<tenant>/<call>.json`.
@@ -170,6 +203,80 @@ impl Calls {
 
     /// The call's agent, direction and lead, turned into what the session needs.
     async fn parts(&self, call_id: &CallId, tenant_id: &str) -> Result<Parts, CallSetupError> {
+        let Callee { settings, greeting } = self.callee(call_id, tenant_id).await?;
+        let vendors = &self.vendors;
+        let secrets = &*self.ports.secrets;
+        let stt = match self.deployment(&settings)? {
+            Some(d) => d.stt(secrets, tenant_id, &settings).await?,
+            None => None,
+        };
+        let stt = stt
+            .or_else(|| vendors.stt.clone())
+            .ok_or(CallSetupError::NoVendor("speech recogniser"))?;
+        let brain = self.brain(tenant_id, &settings).await?;
+        let voice = match self.deployment(&settings)? {
+            Some(d) => d.voice(secrets, tenant_id, &settings).await?,
+            None => None,
+        };
+        let voice = match voice {
+            Some(v) => v,
+            None => vendors
+                .voices
+                .voice(&settings)
+                .await
+                .ok_or(CallSetupError::NoVendor("voice"))?,
+        };
+        Ok(Parts {
+            stt,
+            brain,
+            voice,
+            fallback_voice: vendors.fallback_voice.clone(),
+            conversation: conversation_settings(&settings, greeting),
+            language: settings.language.clone(),
+            min_speech_ms: vendors.min_speech_ms,
+            silence_ms: vendors.silence_ms,
+            record: settings.recording,
+        })
+    }
+
+    /// The brain that answers for an agent: the language model it chooses, else the
+    /// deployment's.
+    pub(crate) async fn brain(
+        &self,
+        tenant_id: &str,
+        settings: &AgentSettings,
+    ) -> Result<Arc<dyn Brain>, CallSetupError> {
+        let chosen = match self.deployment(settings)? {
+            Some(d) => d.llm(&*self.ports.secrets, tenant_id, settings).await?,
+            None => None,
+        };
+        let llm = chosen
+            .or_else(|| self.vendors.llm.clone())
+            .ok_or(CallSetupError::NoVendor("language model"))?;
+        Ok(Arc::new(LlmBrain::new(llm, self.vendors.tools.clone())))
+    }
+
+    /// Where the agent's own vendor choices are resolved; `None` when it makes none.
+    fn deployment(&self, settings: &AgentSettings) -> Result<Option<&Deployment>, CallSetupError> {
+        if settings.vendors.is_empty() {
+            return Ok(None);
+        }
+        self.vendors
+            .deployment
+            .as_deref()
+            .map(Some)
+            .ok_or(CallSetupError::NoVendor(
+                "deployment for the agent's own vendors",
+            ))
+    }
+
+    /// Who the call is for: its agent's settings, and the greeting for its direction
+    /// filled with its lead's fields.
+    pub(crate) async fn callee(
+        &self,
+        call_id: &CallId,
+        tenant_id: &str,
+    ) -> Result<Callee, CallSetupError> {
         let events = &*self.ports.events;
         let call = aggregate::load::<Call>(events, &call_id.stream(), tenant_id)
             .await
@@ -192,34 +299,7 @@ impl Calls {
             Some(Direction::Outbound) => fill(&settings.outbound_greeting, lead.as_ref()),
             _ => fill(&settings.inbound_greeting, lead.as_ref()),
         };
-        let vendors = &self.vendors;
-        let stt = vendors
-            .stt
-            .clone()
-            .ok_or(CallSetupError::NoVendor("speech recogniser"))?;
-        let llm = vendors
-            .llm
-            .clone()
-            .ok_or(CallSetupError::NoVendor("language model"))?;
-        let voice = vendors
-            .voices
-            .voice(&settings)
-            .await
-            .ok_or(CallSetupError::NoVendor("voice"))?;
-        let mut conversation = conversation::Settings::new(greeting);
-        conversation.system_prompt = settings.system_prompt.clone();
-        conversation.max_turns = settings.max_turns;
-        conversation.max_call_ms = u64::from(settings.max_call_seconds) * 1000;
-        Ok(Parts {
-            stt,
-            brain: Arc::new(LlmBrain::new(llm, vendors.tools.clone())),
-            voice,
-            conversation,
-            language: settings.language.clone(),
-            min_speech_ms: vendors.min_speech_ms,
-            silence_ms: vendors.silence_ms,
-            record: settings.recording,
-        })
+        Ok(Callee { settings, greeting })
     }
 
     async fn lead(&self, id: &LeadId, tenant_id: &str) -> Option<Lead> {
@@ -231,7 +311,7 @@ impl Calls {
 
     /// Stores the transcript and recording and writes the call's events; each record
     /// on its own, so one failing loses none of the others.
-    async fn keep(&self, ctx: &Context, id: &CallId, outcome: Outcome) -> End {
+    pub(crate) async fn keep(&self, ctx: &Context, id: &CallId, outcome: Outcome) -> End {
         let call_id = id.to_string();
         let call_id = call_id.as_str();
         let Outcome {
@@ -318,7 +398,7 @@ impl Calls {
     }
 
     /// Appends a media fact to the call's history; a failure is logged, not fatal.
-    async fn note(&self, ctx: &Context, id: &CallId, event: CallEvent) {
+    pub(crate) async fn note(&self, ctx: &Context, id: &CallId, event: CallEvent) {
         let result = aggregate::execute::<Call>(
             &*self.ports.events,
             &*self.ports.clock,

@@ -8,6 +8,7 @@
 //!   written as the carriers expect.
 //! - [`stt`], [`llm`], [`tts`]: the speech and language vendors, each behind a trait
 //!   and a configurable base URL ([`vendor`]).
+//! - [`choice`]: the vendors an agent chooses for itself, with its tenant's keys.
 //! - [`recording`]: both sides of a call as a stereo WAV, streamed to the blob store.
 //! - [`server`]: the WebSocket routes; each stream is one call's session, admitted
 //!   only with a valid stream token for that call.
@@ -15,6 +16,7 @@
 pub mod audio;
 pub mod brain;
 pub mod call;
+pub mod choice;
 pub mod conversation;
 pub mod exotel_stream;
 pub mod g711;

@@ -123,6 +123,9 @@ pub struct Parts {
     pub stt: Arc<dyn SpeechToText>,
     pub brain: Arc<dyn Brain>,
     pub voice: Arc<dyn TextToSpeech>,
+    /// Speaks instead once `voice` has failed for good, so the caller hears the
+    /// apology rather than silence.
+    pub fallback_voice: Option<Arc<dyn TextToSpeech>>,
     pub conversation: crate::conversation::Settings,
     pub language: String,
     /// Caller speech shorter than this does not interrupt the agent.
@@ -278,6 +281,8 @@ struct Session<'a> {
     stt_audio: Option<mpsc::Sender<Bytes>>,
     stt_events: Option<mpsc::Receiver<SttEvent>>,
     brain: Option<mpsc::Receiver<BrainEvent>>,
+    /// The voice speaking now: the agent's, or the fallback once that failed.
+    voice: Arc<dyn TextToSpeech>,
     speaking: VecDeque<Utterance>,
     outbound: VecDeque<Out>,
     /// The agent's timeline: audio has been sent up to here (ms into the stream).
@@ -341,6 +346,7 @@ pub async fn run(
         stt_audio: None,
         stt_events: None,
         brain: None,
+        voice: parts.voice.clone(),
         speaking: VecDeque::new(),
         outbound: VecDeque::new(),
         sent_until_ms: 0,
@@ -634,7 +640,7 @@ impl Session<'_> {
     /// Starts synthesising a piece of speech; it plays after those before it.
     fn say(&mut self, mark: String, text: String) {
         let (tx, rx) = mpsc::channel(16);
-        let voice = self.parts.voice.clone();
+        let voice = self.voice.clone();
         let task = tokio::spawn(async move {
             match voice.speak(&text).await {
                 Ok(mut speech) => {
@@ -674,6 +680,7 @@ impl Session<'_> {
                 self.vendor_failed(&e);
                 let utterance = self.speaking.pop_front()?;
                 self.voicing.reset();
+                self.fall_back_voice();
                 self.act(Input::VoiceFailed {
                     mark: utterance.mark.clone(),
                 })
@@ -684,6 +691,29 @@ impl Session<'_> {
                 self.voicing.finish(&self.link, &mut self.outbound);
                 self.outbound.push_back(Out::Mark(utterance.mark.clone()));
                 None
+            }
+        }
+    }
+
+    /// After the agent's voice failed for good, speaks with the fallback voice (once).
+    fn fall_back_voice(&mut self) {
+        let Some(fallback) = self.parts.fallback_voice.clone() else {
+            return;
+        };
+        if Arc::ptr_eq(&fallback, &self.voice) {
+            return;
+        }
+        match Voicing::new(fallback.format(), &self.link) {
+            Ok(voicing) => {
+                tracing::info!(
+                    stream_sid = self.link.stream_sid(),
+                    "speaking with the fallback voice"
+                );
+                self.voice = fallback;
+                self.voicing = voicing;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "the fallback voice cannot be converted for this call")
             }
         }
     }

@@ -39,6 +39,27 @@ impl EnvVoices {
     }
 }
 
+impl EnvVoices {
+    /// Just these vendors' voices (an agent's own choice of endpoint).
+    pub(crate) fn one_of(
+        elevenlabs: Option<ElevenLabs>,
+        cartesia: Option<Cartesia>,
+        openai: Option<OpenAiSpeech>,
+    ) -> EnvVoices {
+        EnvVoices {
+            elevenlabs,
+            cartesia,
+            openai,
+            flite: None,
+        }
+    }
+
+    /// The offline voice, if installed: it speaks when a vendor's voice is down.
+    pub fn offline(&self) -> Option<Arc<dyn TextToSpeech>> {
+        self.flite.clone().map(|f| f as Arc<dyn TextToSpeech>)
+    }
+}
+
 #[async_trait]
 impl Voices for EnvVoices {
     async fn voice(&self, settings: &AgentSettings) -> Option<Arc<dyn TextToSpeech>> {

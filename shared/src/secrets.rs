@@ -75,6 +75,11 @@ impl fmt::Display for SecretString {
     }
 }
 
+/// Where a tenant's vendor key `name` is kept (`tenant/<id>/vendor-key/<name>`).
+pub fn vendor_key_name(tenant_id: &str, name: &str) -> String {
+    format!("tenant/{tenant_id}/vendor-key/{name}")
+}
+
 #[async_trait]
 pub trait SecretStore: Send + Sync {
     /// Stores `value` under `name`, replacing any value it had.

@@ -6,6 +6,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use parley_shared::aggregate::load_any;
 use parley_shared::domain::agent::{Agent, AgentCommand, AgentSettings};
+use parley_shared::domain::tenant::Tenant;
 use parley_shared::domain::{AgentId, TenantId};
 use parley_shared::readmodel::project;
 use serde_json::{Value, json};
@@ -73,7 +74,8 @@ pub async fn create(
     JsonBody(settings): JsonBody<AgentSettings>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let tenant = caller.tenant()?.clone();
-    active(&state, &tenant).await?;
+    let owner = active(&state, &tenant).await?;
+    keys_exist(&owner, &settings)?;
     let id = AgentId::new();
     let done = run::<Agent>(
         &state,
@@ -89,6 +91,21 @@ pub async fn create(
         .as_ref()
         .ok_or_else(|| ApiError::not_found("agent"))?;
     Ok((StatusCode::CREATED, Json(repr(&id, &tenant, settings))))
+}
+
+/// Every vendor key the settings choose is one the tenant has stored.
+fn keys_exist(tenant: &Tenant, settings: &AgentSettings) -> Result<(), ApiError> {
+    for (field, choice) in settings.vendors.choices() {
+        if let Some(key) = &choice.key
+            && !tenant.vendor_keys.contains(key)
+        {
+            return Err(ApiError::invalid(
+                format!("{field}.key"),
+                format!("the tenant has no vendor key named {key:?}; store it first"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 pub async fn list(
@@ -137,6 +154,7 @@ pub async fn update(
     .map_err(|e| ApiError::invalid("body", e.to_string()))?;
     merge(&mut settings, &patch);
     let settings: AgentSettings = parse(settings.to_string().as_bytes())?;
+    keys_exist(&active(&state, &tenant).await?, &settings)?;
     let done = run::<Agent>(
         &state,
         &id.stream(),

@@ -75,6 +75,10 @@ pub fn router(state: AppState) -> Router {
             "/v1/tenants/{id}/dialing-limits",
             put(tenants::set_dialing_limits),
         )
+        .route(
+            "/v1/tenants/{id}/vendor-keys/{name}",
+            put(tenants::set_vendor_key).delete(tenants::remove_vendor_key),
+        )
         .route("/v1/agents", post(agents::create).get(agents::list))
         .route(
             "/v1/agents/{id}",

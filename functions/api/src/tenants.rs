@@ -7,12 +7,13 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use parley_shared::aggregate::{load, load_any};
 use parley_shared::domain::access::{self, ApiKey, ApiKeyCommand};
+use parley_shared::domain::agent::is_vendor_key_name;
 use parley_shared::domain::call::Carrier;
 use parley_shared::domain::tenant::{DialingLimits, Tenant, TenantCommand};
 use parley_shared::domain::{TenantId, TimeZone};
 use parley_shared::exotel;
 use parley_shared::readmodel::{Index, IndexEntry, Query as ViewQuery, View, project};
-use parley_shared::secrets::SecretString;
+use parley_shared::secrets::{SecretString, vendor_key_name};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -86,6 +87,7 @@ fn repr(id: &TenantId, tenant: &Tenant) -> Value {
             "exotel": tenant.carriers.contains(&Carrier::Exotel),
         },
         "dialing_limits": tenant.limits,
+        "vendor_keys": tenant.vendor_keys,
     })
 }
 
@@ -297,6 +299,111 @@ pub async fn set_dialing_limits(
     .await?;
     save_view(&state, &id, &done.state, done.version).await?;
     Ok(Json(done.state.limits))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VendorKey {
+    api_key: SecretString,
+}
+
+fn key_name(name: &str) -> Result<&str, ApiError> {
+    if is_vendor_key_name(name) {
+        Ok(name)
+    } else {
+        Err(ApiError::invalid(
+            "name",
+            "must be 1 to 64 of a-z, 0-9 and -, starting with a letter or digit",
+        ))
+    }
+}
+
+/// Stores a vendor key of the tenant's under `name`, for its agents to choose; the
+/// key goes to the secret store only, the name to the tenant's history.
+pub async fn set_vendor_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, name)): Path<(String, String)>,
+    JsonBody(body): JsonBody<VendorKey>,
+) -> Result<StatusCode, ApiError> {
+    let (id, _, _) = visible(&state, &caller, &id).await?;
+    let name = key_name(&name)?;
+    let key = body.api_key.expose();
+    if key.trim().is_empty() || key.len() > 4096 || key.chars().any(char::is_control) {
+        return Err(ApiError::invalid(
+            "api_key",
+            "must be 1 to 4096 printable characters",
+        ));
+    }
+    state
+        .ports
+        .secrets
+        .put(&vendor_key_name(&id.to_string(), name), &body.api_key)
+        .await?;
+    let done = run::<Tenant>(
+        &state,
+        &id.stream(),
+        &id,
+        TenantCommand::RecordVendorKey { name: name.into() },
+    )
+    .await?;
+    save_view(&state, &id, &done.state, done.version).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Removes a vendor key, unless one of the tenant's agents still chooses it: a call
+/// of that agent would otherwise fail at its first word.
+pub async fn remove_vendor_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, name)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let (id, _, _) = visible(&state, &caller, &id).await?;
+    let name = key_name(&name)?;
+    if let Some(agent) = agent_choosing(&state, &id, name).await? {
+        return Err(ApiError::conflict(format!(
+            "agent {agent} chooses the vendor key {name:?}; change the agent first"
+        )));
+    }
+    let done = run::<Tenant>(
+        &state,
+        &id.stream(),
+        &id,
+        TenantCommand::RemoveVendorKey { name: name.into() },
+    )
+    .await?;
+    state
+        .ports
+        .secrets
+        .delete(&vendor_key_name(&id.to_string(), name))
+        .await?;
+    save_view(&state, &id, &done.state, done.version).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The id of one of the tenant's agents whose settings choose vendor key `name`.
+async fn agent_choosing(
+    state: &AppState,
+    tenant: &TenantId,
+    name: &str,
+) -> Result<Option<String>, ApiError> {
+    let mut query = crate::owned_by("agents", tenant);
+    loop {
+        let page = state.ports.views.query(&query).await?;
+        for view in &page.views {
+            let vendors = &view.body["vendors"];
+            let chooses = ["speech_to_text", "language_model", "voice"]
+                .iter()
+                .any(|kind| vendors[kind]["key"].as_str() == Some(name));
+            if chooses {
+                return Ok(Some(view.key.clone()));
+            }
+        }
+        match page.next {
+            Some(next) => query.cursor = Some(next),
+            None => return Ok(None),
+        }
+    }
 }
 
 /// Stores the tenant's Exotel credentials and answers with the webhook URLs to configure

@@ -385,6 +385,123 @@ async fn carrier_credentials_are_write_only() {
 }
 
 #[tokio::test]
+async fn vendor_keys_are_write_only_chosen_by_agents_and_kept_while_chosen() {
+    let api = Api::new();
+    let (id, key) = api.tenant("Acme").await;
+    let (other, other_key) = api.tenant("Bolt").await;
+    let secret = "gsk_vendor-key-5e4d3c2b1a";
+    let path = format!("/v1/tenants/{id}/vendor-keys/groq");
+    let (status, reply) = api
+        .call(
+            Method::PUT,
+            &path,
+            Some(&key),
+            Some(json!({"api_key": secret})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{reply}");
+    let (_, tenant) = api
+        .call(Method::GET, &format!("/v1/tenants/{id}"), Some(&key), None)
+        .await;
+    assert_eq!(tenant["vendor_keys"], json!(["groq"]));
+    assert!(!tenant.to_string().contains(secret));
+    let stored = api
+        .ports
+        .secrets
+        .get(&format!("tenant/{id}/vendor-key/groq"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.expose(), secret);
+
+    // Bad names and bodies name their field; another tenant cannot reach it.
+    for (path, body, field_name) in [
+        (
+            format!("/v1/tenants/{id}/vendor-keys/Not%20Ok"),
+            json!({"api_key": "x"}),
+            "name",
+        ),
+        (path.clone(), json!({"api_key": " "}), "api_key"),
+    ] {
+        let (status, reply) = api.call(Method::PUT, &path, Some(&key), Some(body)).await;
+        assert_eq!(
+            (status, field(&reply)),
+            (StatusCode::UNPROCESSABLE_ENTITY, field_name),
+            "{reply}"
+        );
+    }
+    let (status, _) = api
+        .call(Method::DELETE, &path, Some(&other_key), None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // An agent chooses keys the tenant has, by name.
+    let llm = json!({"language_model": {
+        "base_url": "https://api.groq.com/openai/v1",
+        "key": "groq",
+        "model": "llama-3.3-70b-versatile"
+    }});
+    let (status, reply) = api
+        .call(
+            Method::POST,
+            "/v1/agents",
+            Some(&other_key),
+            Some(json!({"name": "Sam", "vendors": llm})),
+        )
+        .await;
+    assert_eq!(
+        (status, field(&reply)),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "vendors.language_model.key"
+        ),
+        "another tenant's key is not this one's: {reply}"
+    );
+    let (status, agent) = api
+        .call(
+            Method::POST,
+            "/v1/agents",
+            Some(&key),
+            Some(json!({"name": "Riley", "vendors": llm})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{agent}");
+    assert_eq!(agent["vendors"], llm);
+    let agent_id = agent["id"].as_str().unwrap().to_owned();
+
+    // Removing a chosen key is refused until the agent lets go of it.
+    let (status, reply) = api.call(Method::DELETE, &path, Some(&key), None).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{reply}");
+    let (status, reply) = api
+        .call(
+            Method::PATCH,
+            &format!("/v1/agents/{agent_id}"),
+            Some(&key),
+            Some(json!({"vendors": {"language_model": {"key": null}}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
+    let (status, _) = api.call(Method::DELETE, &path, Some(&key), None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert!(
+        api.ports
+            .secrets
+            .get(&format!("tenant/{id}/vendor-key/groq"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let (_, tenant) = api
+        .call(Method::GET, &format!("/v1/tenants/{id}"), Some(&key), None)
+        .await;
+    assert_eq!(tenant["vendor_keys"], json!([]));
+
+    let events = api.ports.events.read_all(None, 1000).await.unwrap();
+    assert!(events.iter().all(|e| !e.data.to_string().contains(secret)));
+    let _ = other;
+}
+
+#[tokio::test]
 async fn keys_can_be_issued_and_a_tenant_suspended() {
     let api = Api::new();
     let (id, key) = api.tenant("Acme").await;

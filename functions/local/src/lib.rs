@@ -41,14 +41,19 @@ impl Stack {
                 field: "PARLEY_TWILIO_API_URL or PARLEY_EXOTEL_API_URL".into(),
                 reason: e,
             })?;
-        // Conversations use the vendors whose keys are in the environment.
+        // Conversations use the vendors whose keys are in the environment; on one's own
+        // machine an agent may choose a local model server.
+        let mut vendors = parley_media::call::Vendors::from_env().await;
+        vendors.deployment = Some(std::sync::Arc::new(
+            parley_media::choice::Deployment::from_env().allowing_private_urls(true),
+        ));
         let media = parley_media::server::MediaState::new(
             ports.clock.clone(),
             (*webhooks.stream_secret).clone(),
         )
         .with_calls(parley_media::call::Calls {
             ports: ports.clone(),
-            vendors: parley_media::call::Vendors::from_env().await,
+            vendors,
         });
         let dialer = parley_dialer::Dialer {
             ports: ports.clone(),

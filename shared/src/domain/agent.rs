@@ -69,6 +69,111 @@ impl Default for Voice {
     }
 }
 
+/// One vendor as an agent uses it, where it differs from the deployment's: its own
+/// endpoint (a regional one, Groq, a self-hosted OpenAI-compatible server), the tenant's
+/// own key, its own model. Anything unset is the deployment's.
+///
+/// The key is named, never held: settings live in events, and keys only in the secret
+/// store, under the tenant (`PUT /v1/tenants/{id}/vendor-keys/{name}`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VendorChoice {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_url: Option<String>,
+    /// The name of one of the tenant's vendor keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+}
+
+/// The vendors an agent chooses for itself; each unset one is the deployment's.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentVendors {
+    /// Deepgram.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speech_to_text: Option<VendorChoice>,
+    /// Any OpenAI-compatible chat-completions server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language_model: Option<VendorChoice>,
+    /// The vendor of `voice.provider` (ElevenLabs, Cartesia or OpenAI).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub voice: Option<VendorChoice>,
+}
+
+impl AgentVendors {
+    pub fn is_empty(&self) -> bool {
+        self == &AgentVendors::default()
+    }
+
+    /// Every choice with its field path, for checks and lookups.
+    pub fn choices(&self) -> impl Iterator<Item = (&'static str, &VendorChoice)> {
+        [
+            ("vendors.speech_to_text", self.speech_to_text.as_ref()),
+            ("vendors.language_model", self.language_model.as_ref()),
+            ("vendors.voice", self.voice.as_ref()),
+        ]
+        .into_iter()
+        .filter_map(|(field, choice)| choice.map(|c| (field, c)))
+    }
+}
+
+/// Whether `name` can name a tenant's vendor key: 1 to 64 of `a-z`, `0-9` and `-`,
+/// starting with a letter or digit.
+pub fn is_vendor_key_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-')
+}
+
+impl VendorChoice {
+    /// Checks the choice; errors name `{field}.base_url` and the like.
+    fn validated(mut self, field: &'static str) -> Result<Self, ValueError> {
+        let invalid = |reason: String| ValueError { field, reason };
+        if let Some(raw) = self.base_url.take() {
+            let raw = raw.trim();
+            let url = reqwest::Url::parse(raw).map_err(|e| invalid(format!("base_url: {e}")))?;
+            if !matches!(url.scheme(), "https" | "http" | "wss" | "ws") {
+                return Err(invalid(
+                    "base_url: must be an https, http, wss or ws URL".into(),
+                ));
+            }
+            // Settings are stored in events: a key in the URL would be a secret in them.
+            if !url.username().is_empty() || url.password().is_some() {
+                return Err(invalid(
+                    "base_url: must not hold credentials; store the key as a vendor key".into(),
+                ));
+            }
+            if url.query().is_some() || url.fragment().is_some() || raw.len() > 500 {
+                return Err(invalid(
+                    "base_url: must be at most 500 characters, without query or fragment".into(),
+                ));
+            }
+            self.base_url = Some(raw.trim_end_matches('/').to_owned());
+        }
+        if let Some(key) = &self.key
+            && !is_vendor_key_name(key)
+        {
+            return Err(invalid(format!(
+                "key: {key:?} is not a vendor key name (a-z, 0-9 and -, at most 64)"
+            )));
+        }
+        if let Some(model) = self.model.take() {
+            let model = model.trim();
+            if model.is_empty() || model.len() > 200 || model.chars().any(char::is_control) {
+                return Err(invalid(
+                    "model: must be 1 to 200 printable characters".into(),
+                ));
+            }
+            self.model = Some(model.to_owned());
+        }
+        Ok(self)
+    }
+}
+
 /// What a caller meets when the agent does not answer (inactive, or outside hours).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
@@ -222,6 +327,9 @@ pub struct AgentSettings {
     pub max_call_seconds: u32,
     #[serde(default = "AgentSettings::default_max_turns")]
     pub max_turns: u32,
+    /// Vendors of the agent's own choosing, where not the deployment's.
+    #[serde(default, skip_serializing_if = "AgentVendors::is_empty")]
+    pub vendors: AgentVendors,
 }
 
 impl AgentSettings {
@@ -260,6 +368,7 @@ impl AgentSettings {
             recording: true,
             max_call_seconds: Self::default_max_call_seconds(),
             max_turns: Self::default_max_turns(),
+            vendors: AgentVendors::default(),
         }
     }
 
@@ -329,6 +438,33 @@ impl AgentSettings {
             return Err(ValueError {
                 field: "max_turns",
                 reason: "must be between 1 and 500".into(),
+            });
+        }
+        let vendors = std::mem::take(&mut self.vendors);
+        self.vendors = AgentVendors {
+            speech_to_text: vendors
+                .speech_to_text
+                .map(|c| c.validated("vendors.speech_to_text"))
+                .transpose()?,
+            language_model: vendors
+                .language_model
+                .map(|c| c.validated("vendors.language_model"))
+                .transpose()?,
+            voice: vendors
+                .voice
+                .map(|c| c.validated("vendors.voice"))
+                .transpose()?,
+        };
+        if self.vendors.voice.is_some()
+            && matches!(
+                self.voice.provider,
+                VoiceProvider::Flite | VoiceProvider::Twilio
+            )
+        {
+            return Err(ValueError {
+                field: "vendors.voice",
+                reason: "the voice's provider (flite or twilio) is not a vendor with an endpoint"
+                    .into(),
             });
         }
         Ok(self)
@@ -546,5 +682,88 @@ mod tests {
             .len(),
             1
         );
+    }
+
+    fn with_vendors(vendors: serde_json::Value) -> Result<AgentSettings, ValueError> {
+        let mut body = serde_json::to_value(AgentSettings::named("Riley")).unwrap();
+        body["voice"] = serde_json::json!({"provider": "eleven_labs", "voice_id": "v1"});
+        body["vendors"] = vendors;
+        serde_json::from_value::<AgentSettings>(body)
+            .unwrap()
+            .validated()
+    }
+
+    #[test]
+    fn an_agents_own_vendors_are_checked_field_by_field_and_hold_no_secret() {
+        let ok = with_vendors(serde_json::json!({
+            "language_model": {
+                "base_url": " https://api.groq.com/openai/v1/ ",
+                "key": "groq-main",
+                "model": " llama-3.3-70b-versatile "
+            },
+            "speech_to_text": {"base_url": "wss://api.eu.deepgram.com"},
+            "voice": {"key": "elevenlabs"}
+        }))
+        .unwrap();
+        let llm = ok.vendors.language_model.as_ref().unwrap();
+        assert_eq!(
+            llm.base_url.as_deref(),
+            Some("https://api.groq.com/openai/v1")
+        );
+        assert_eq!(llm.model.as_deref(), Some("llama-3.3-70b-versatile"));
+        assert_eq!(ok.vendors.choices().count(), 3);
+
+        let refused = [
+            (
+                serde_json::json!({"language_model": {"base_url": "https://sk-abc:x@api.example.com/v1"}}),
+                "vendors.language_model",
+                "credentials",
+            ),
+            (
+                serde_json::json!({"language_model": {"base_url": "ftp://example.com"}}),
+                "vendors.language_model",
+                "https",
+            ),
+            (
+                serde_json::json!({"speech_to_text": {"base_url": "not a url"}}),
+                "vendors.speech_to_text",
+                "base_url",
+            ),
+            (
+                serde_json::json!({"language_model": {"base_url": "https://x.example/v1?key=sk"}}),
+                "vendors.language_model",
+                "query",
+            ),
+            (
+                serde_json::json!({"voice": {"key": "Bad Name"}}),
+                "vendors.voice",
+                "key",
+            ),
+            (
+                serde_json::json!({"language_model": {"model": "  "}}),
+                "vendors.language_model",
+                "model",
+            ),
+        ];
+        for (vendors, field, says) in refused {
+            let err = with_vendors(vendors.clone()).unwrap_err();
+            assert_eq!(err.field, field, "{vendors}");
+            assert!(err.reason.contains(says), "{vendors}: {}", err.reason);
+        }
+        // A key itself is not a setting at all.
+        let mut body = serde_json::to_value(AgentSettings::named("Riley")).unwrap();
+        body["vendors"] = serde_json::json!({"language_model": {"api_key": "sk-123"}});
+        assert!(serde_json::from_value::<AgentSettings>(body).is_err());
+
+        // The offline voice has no endpoint to choose.
+        let mut flite = AgentSettings::named("Riley");
+        flite.vendors.voice = Some(VendorChoice::default());
+        assert_eq!(flite.validated().unwrap_err().field, "vendors.voice");
+
+        // Settings without vendors read and write as before.
+        let plain = serde_json::to_value(AgentSettings::named("Riley")).unwrap();
+        assert!(plain.get("vendors").is_none());
+        assert!(is_vendor_key_name("groq-2") && !is_vendor_key_name("-x"));
+        assert!(!is_vendor_key_name("") && !is_vendor_key_name(&"a".repeat(65)));
     }
 }

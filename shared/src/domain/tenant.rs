@@ -32,6 +32,14 @@ pub enum TenantEvent {
     CarrierCredentialsSet {
         carrier: Carrier,
     },
+    /// A vendor key of the tenant's was stored under `name` (the key itself only in
+    /// the secret store), for agents to choose by name.
+    VendorKeySet {
+        name: String,
+    },
+    VendorKeyRemoved {
+        name: String,
+    },
     /// How hard the tenant's campaigns may dial, all together.
     DialingLimitsSet {
         limits: DialingLimits,
@@ -57,6 +65,8 @@ pub enum TenantCommand {
     Suspend { reason: String },
     Reactivate,
     RecordCredentials { carrier: Carrier },
+    RecordVendorKey { name: String },
+    RemoveVendorKey { name: String },
     SetDialingLimits { limits: DialingLimits },
 }
 
@@ -124,6 +134,8 @@ pub struct Tenant {
     pub suspended: bool,
     /// Carriers whose credentials are stored.
     pub carriers: Vec<Carrier>,
+    /// Names of the vendor keys stored for the tenant's agents.
+    pub vendor_keys: std::collections::BTreeSet<String>,
     pub limits: DialingLimits,
 }
 
@@ -178,6 +190,23 @@ impl Aggregate for Tenant {
             TenantCommand::RecordCredentials { carrier } => {
                 vec![TenantEvent::CarrierCredentialsSet { carrier }]
             }
+            TenantCommand::RecordVendorKey { name } => {
+                if !super::agent::is_vendor_key_name(&name) {
+                    return Err(TenantError::Invalid(ValueError {
+                        field: "name",
+                        reason: "a vendor key's name is 1 to 64 of a-z, 0-9 and -".into(),
+                    }));
+                }
+                // Recorded every time, as a rotation.
+                vec![TenantEvent::VendorKeySet { name }]
+            }
+            TenantCommand::RemoveVendorKey { name } => {
+                if self.vendor_keys.contains(&name) {
+                    vec![TenantEvent::VendorKeyRemoved { name }]
+                } else {
+                    vec![]
+                }
+            }
             TenantCommand::SetDialingLimits { limits } => {
                 let limits = limits.validated()?;
                 if limits == self.limits {
@@ -208,6 +237,12 @@ impl Aggregate for Tenant {
                 if !self.carriers.contains(carrier) {
                     self.carriers.push(*carrier);
                 }
+            }
+            TenantEvent::VendorKeySet { name } => {
+                self.vendor_keys.insert(name.clone());
+            }
+            TenantEvent::VendorKeyRemoved { name } => {
+                self.vendor_keys.remove(name);
             }
             TenantEvent::DialingLimitsSet { limits } => self.limits = *limits,
             TenantEvent::Unknown => {}
@@ -241,6 +276,46 @@ mod tests {
             when(&given::<Tenant>(&[created()]), cmd),
             Err(TenantError::AlreadyExists)
         );
+    }
+
+    #[test]
+    fn vendor_keys_are_named_listed_and_removed() {
+        let created = TenantEvent::TenantCreated {
+            name: "Acme".into(),
+            time_zone: TimeZone::parse("UTC").unwrap(),
+        };
+        let tenant = given::<Tenant>(std::slice::from_ref(&created));
+        let bad = when(
+            &tenant,
+            TenantCommand::RecordVendorKey {
+                name: "Groq Key".into(),
+            },
+        );
+        assert!(matches!(bad, Err(TenantError::Invalid(e)) if e.field == "name"));
+        let set = TenantEvent::VendorKeySet {
+            name: "groq".into(),
+        };
+        let tenant = given::<Tenant>(&[created.clone(), set.clone()]);
+        assert!(tenant.vendor_keys.contains("groq"));
+        let removed = when(
+            &tenant,
+            TenantCommand::RemoveVendorKey {
+                name: "groq".into(),
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            removed,
+            vec![TenantEvent::VendorKeyRemoved {
+                name: "groq".into()
+            }]
+        );
+        let gone = given::<Tenant>(&[created, set, removed[0].clone()]);
+        assert!(gone.vendor_keys.is_empty());
+        let again = TenantCommand::RemoveVendorKey {
+            name: "groq".into(),
+        };
+        assert_eq!(when(&gone, again).unwrap(), vec![]);
     }
 
     #[test]
