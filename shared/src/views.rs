@@ -49,6 +49,9 @@ pub fn call_json(
         "carrier_call_id": call.carrier_call_id,
         "duration_secs": call.duration_secs,
         "answered_by": call.answered_by,
+        // Blob keys, not links: a link expires, so readers sign one when they serve it.
+        "recording_key": call.recording_key,
+        "transcript_key": call.transcript_key,
         "created_at": created.to_rfc3339_opts(SecondsFormat::Micros, true),
         "updated_at": updated.to_rfc3339_opts(SecondsFormat::Micros, true),
     })

@@ -233,13 +233,49 @@ pub async fn get(
     if !caller.can_read(&tenant) {
         return Err(ApiError::not_found("call"));
     }
-    Ok(Json(call_json(
+    let mut body = call_json(
         &id,
         &loaded.tenant_id,
         &loaded.call,
         loaded.created,
         loaded.updated,
-    )))
+    );
+    // Recordings and transcripts are the tenant's callers' words: the admin reads the
+    // call's facts, never them.
+    if !matches!(caller, Caller::Admin) {
+        for (key, link) in [
+            ("recording_key", "recording_url"),
+            ("transcript_key", "transcript_url"),
+        ] {
+            if let Some(url) = signed(&state, &tenant, &body[key]).await? {
+                body[link] = Value::String(url);
+            }
+        }
+    }
+    Ok(Json(body))
+}
+
+/// How long a link to a recording or transcript works.
+const LINK_LIFETIME: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// A link to the blob at `key` (a JSON string from a call view), if it is one of the
+/// tenant's own recordings or transcripts.
+pub(crate) async fn signed(
+    state: &AppState,
+    tenant: &TenantId,
+    key: &Value,
+) -> Result<Option<String>, ApiError> {
+    let Some(key) = key.as_str() else {
+        return Ok(None);
+    };
+    let own = ["recordings", "transcripts"]
+        .iter()
+        .any(|kind| key.starts_with(&format!("{kind}/{tenant}/")));
+    if !own {
+        tracing::warn!(tenant_id = %tenant, "a call's blob key is outside its tenant's prefix");
+        return Ok(None);
+    }
+    Ok(Some(state.ports.blobs.url(key, LINK_LIFETIME).await?))
 }
 
 #[derive(Debug, Deserialize)]

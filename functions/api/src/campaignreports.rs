@@ -509,14 +509,12 @@ struct ExportRow {
     duration_secs: Option<u32>,
     lead_status: LeadStatus,
     temperature: Option<Temperature>,
-    /// From the call view's `recording_url` when it has one. Call views do not carry
-    /// recordings yet: the media task fills this in when it stores them.
+    /// Links to the call's recording and transcript, signed as the export is made.
     recording_url: Option<String>,
-    /// Always `None` for now: transcripts arrive with the media task.
     transcript_url: Option<String>,
 }
 
-/// The export rows of one lead (one per attempt), without recordings yet.
+/// The export rows of one lead (one per attempt), without links yet.
 fn rows_of(lead: &LeadBody) -> Vec<ExportRow> {
     lead.attempts
         .iter()
@@ -606,7 +604,8 @@ pub async fn export(
     while let Some(leads) = scan.next_page(&state).await? {
         for lead in &leads {
             for mut row in rows_of(lead) {
-                row.recording_url = recording_url(&state, &caller, &tenant, &row.call_id).await?;
+                (row.recording_url, row.transcript_url) =
+                    media_links(&state, &caller, &tenant, &row.call_id).await?;
                 rows.push(row);
             }
         }
@@ -617,27 +616,28 @@ pub async fn export(
     }
 }
 
-/// The recording of `call_id`, if its call view has one. The admin never sees
-/// recordings (see [`Caller::Admin`]), and a view of another tenant's call is ignored.
-async fn recording_url(
+/// Links to the recording and transcript of `call_id`, if its call view has them. The
+/// admin never sees recordings or transcripts (see [`Caller::Admin`]), and a view of
+/// another tenant's call is ignored.
+async fn media_links(
     state: &AppState,
     caller: &Caller,
     tenant: &TenantId,
     call_id: &str,
-) -> Result<Option<String>, ApiError> {
+) -> Result<(Option<String>, Option<String>), ApiError> {
     if matches!(caller, Caller::Admin) {
-        return Ok(None);
+        return Ok((None, None));
     }
     let Some(view) = state.ports.views.get(CALLS, call_id).await? else {
-        return Ok(None);
+        return Ok((None, None));
     };
-    let own = view.body.get("tenant_id").and_then(Value::as_str) == Some(&tenant.to_string());
-    Ok(view
-        .body
-        .get("recording_url")
-        .and_then(Value::as_str)
-        .filter(|_| own)
-        .map(str::to_owned))
+    if view.body.get("tenant_id").and_then(Value::as_str) != Some(&tenant.to_string()) {
+        return Ok((None, None));
+    }
+    Ok((
+        crate::calls::signed(state, tenant, &view.body["recording_key"]).await?,
+        crate::calls::signed(state, tenant, &view.body["transcript_key"]).await?,
+    ))
 }
 
 fn csv_response(campaign: &CampaignId, rows: &[ExportRow]) -> Result<Response, ApiError> {

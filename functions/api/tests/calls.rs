@@ -10,6 +10,9 @@ use axum::http::{Method, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::post;
 use common::{Api, field};
+use parley_shared::aggregate::{self, Context};
+use parley_shared::domain::call::{Call, CallCommand, CallEvent};
+use parley_shared::domain::ids::CallId;
 use serde_json::json;
 
 type Requests = Arc<Mutex<Vec<(String, Vec<(String, String)>)>>>;
@@ -145,6 +148,60 @@ async fn a_call_is_placed_with_every_callback_and_read_back() {
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(read["carrier_call_id"], call["carrier_call_id"]);
+    assert!(read.get("recording_url").is_none(), "nothing recorded yet");
+
+    // Once the media task has stored the call's records, the tenant gets links to them.
+    let tenant = call["tenant_id"].as_str().unwrap().to_owned();
+    let ctx = Context {
+        tenant_id: tenant.clone(),
+        correlation_id: "media".into(),
+        idempotency_key: None,
+    };
+    let call_id = CallId::parse(&id).unwrap();
+    for fact in [
+        CallEvent::TranscriptStored {
+            key: format!("transcripts/{tenant}/{id}.json"),
+            turns: 3,
+        },
+        CallEvent::CallRecordingStored {
+            key: format!("recordings/{tenant}/{id}.wav"),
+            duration_ms: 61_000,
+            bytes: 1_952_044,
+        },
+    ] {
+        aggregate::execute::<Call>(
+            &*api.ports.events,
+            &*api.ports.clock,
+            &call_id.stream(),
+            &ctx,
+            CallCommand::RecordMedia(fact),
+        )
+        .await
+        .unwrap();
+    }
+    let (_, read) = api
+        .call(Method::GET, &format!("/v1/calls/{id}"), Some(&key), None)
+        .await;
+    for (link, key) in [
+        ("recording_url", format!("recordings/{tenant}/{id}.wav")),
+        ("transcript_url", format!("transcripts/{tenant}/{id}.json")),
+    ] {
+        let url = read[link].as_str().unwrap_or_default();
+        assert!(
+            url.contains(&format!("/blobs/{key}?expires=")) && url.contains("&signature="),
+            "{link}: {read}"
+        );
+    }
+    let (_, admin) = api
+        .call(
+            Method::GET,
+            &format!("/v1/calls/{id}"),
+            Some(common::ADMIN),
+            None,
+        )
+        .await;
+    assert_eq!(admin["recording_key"], read["recording_key"]);
+    assert!(admin.get("recording_url").is_none() && admin.get("transcript_url").is_none());
     let (_, list) = api.call(Method::GET, "/v1/calls", Some(&key), None).await;
     assert_eq!(list["items"][0]["id"], id.as_str());
     let (_, queued) = api

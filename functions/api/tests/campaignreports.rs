@@ -325,9 +325,15 @@ async fn the_lead_list_filters_and_pages() {
 #[tokio::test]
 async fn the_export_has_a_row_per_call() {
     let f = Fixture::with_calls().await;
-    // The media task will keep recordings on the call view; this stands in for it.
+    // The media task's records, as its events leave them on the call view.
     let alice_call = f.call_id(ALICE, 1).to_string();
-    let recording = json!({"id": alice_call, "tenant_id": f.tenant.to_string(), "recording_url": "https://media.example/a1.wav"});
+    let tenant = f.tenant.to_string();
+    let recording = json!({
+        "id": alice_call,
+        "tenant_id": tenant,
+        "recording_key": format!("recordings/{tenant}/{alice_call}.wav"),
+        "transcript_key": format!("transcripts/{tenant}/{alice_call}.json"),
+    });
     f.ports
         .views
         .put(&View::new("calls", alice_call.clone(), recording), None)
@@ -335,7 +341,8 @@ async fn the_export_has_a_row_per_call() {
         .unwrap();
     // A call view naming another tenant never lends its recording.
     let carol_call = f.call_id(CAROL, 2).to_string();
-    let stray = json!({"id": carol_call, "tenant_id": TenantId::new().to_string(), "recording_url": "https://media.example/stray.wav"});
+    let other = TenantId::new().to_string();
+    let stray = json!({"id": carol_call, "tenant_id": other, "recording_key": format!("recordings/{other}/{carol_call}.wav")});
     f.ports
         .views
         .put(&View::new("calls", carol_call.clone(), stray), None)
@@ -352,8 +359,28 @@ async fn the_export_has_a_row_per_call() {
             .find(|r| r["phone"] == phone && r["attempt"] == attempt)
             .unwrap_or_else(|| panic!("no row for {phone} #{attempt}"))
     };
+    let links = row(ALICE, 1).clone();
+    for (link, key) in [
+        (
+            "recording_url",
+            format!("recordings/{tenant}/{alice_call}.wav"),
+        ),
+        (
+            "transcript_url",
+            format!("transcripts/{tenant}/{alice_call}.json"),
+        ),
+    ] {
+        let url = links[link].as_str().unwrap_or_default();
+        assert!(
+            url.contains(&format!("/blobs/{key}?expires=")) && url.contains("&signature="),
+            "{link}: {url}"
+        );
+    }
+    let mut alice = links.clone();
+    alice["recording_url"] = json!("signed");
+    alice["transcript_url"] = json!("signed");
     assert_eq!(
-        row(ALICE, 1),
+        &alice,
         &json!({
             "lead_id": f.lead(ALICE).to_string(),
             "phone": ALICE,
@@ -368,8 +395,8 @@ async fn the_export_has_a_row_per_call() {
             "duration_secs": 120,
             "lead_status": "QUALIFIED",
             "temperature": "hot",
-            "recording_url": "https://media.example/a1.wav",
-            "transcript_url": null,
+            "recording_url": "signed",
+            "transcript_url": "signed",
         })
     );
     let busy = row(CAROL, 1);
@@ -424,7 +451,7 @@ async fn the_export_has_a_row_per_call() {
             .as_array()
             .unwrap()
             .iter()
-            .all(|r| r["recording_url"].is_null())
+            .all(|r| r["recording_url"].is_null() && r["transcript_url"].is_null())
     );
 }
 

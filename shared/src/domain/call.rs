@@ -256,6 +256,10 @@ pub struct Call {
     pub media_ended: bool,
     /// Blob keys of Parley's own recording and transcript.
     pub stored: Vec<String>,
+    /// Where Parley's own recording of the call is, in the blob store.
+    pub recording_key: Option<String>,
+    /// Where the conversation's transcript is, in the blob store.
+    pub transcript_key: Option<String>,
 }
 
 impl Aggregate for Call {
@@ -422,8 +426,14 @@ impl Aggregate for Call {
                 self.media_streams.push(stream_id.clone())
             }
             CallEvent::MediaStreamEnded { .. } => self.media_ended = true,
-            CallEvent::TranscriptStored { key, .. }
-            | CallEvent::CallRecordingStored { key, .. } => self.stored.push(key.clone()),
+            CallEvent::TranscriptStored { key, .. } => {
+                self.stored.push(key.clone());
+                self.transcript_key = Some(key.clone());
+            }
+            CallEvent::CallRecordingStored { key, .. } => {
+                self.stored.push(key.clone());
+                self.recording_key = Some(key.clone());
+            }
             CallEvent::CallerBargedIn { .. } | CallEvent::ToolCalled { .. } => {}
             CallEvent::Unknown => {}
         }
