@@ -10,6 +10,7 @@
 //!   and a configurable base URL ([`vendor`]).
 //! - [`choice`]: the vendors an agent chooses for itself, with its tenant's keys.
 //! - [`recording`]: both sides of a call as a stereo WAV, streamed to the blob store.
+//! - [`relay_stream`] and [`relay`]: Twilio ConversationRelay (Twilio speaks; text only).
 //! - [`server`]: the WebSocket routes; each stream is one call's session, admitted
 //!   only with a valid stream token for that call.
 
@@ -23,6 +24,8 @@ pub mod g711;
 pub mod llm;
 pub mod metrics;
 pub mod recording;
+pub mod relay;
+pub mod relay_stream;
 pub mod resample;
 pub mod server;
 pub mod session;

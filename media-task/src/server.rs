@@ -4,6 +4,9 @@
 //! token the voice webhook minted (in the `<Stream>`'s `<Parameter>`s), and no audio is
 //! looked at until it checks out for that call and tenant. A frame that does not parse
 //! ends that call's session with a close code saying why; other calls are untouched.
+//!
+//! A ConversationRelay session (`/media/twilio-relay`) is admitted the same way: its
+//! first message must be `setup`, whose custom parameters carry the stream token.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,6 +25,7 @@ use parley_shared::streamtoken::{self, StreamClaims};
 use crate::call::Calls;
 use crate::exotel_stream;
 use crate::metrics::Metrics;
+use crate::relay_stream::{self, Setup};
 use crate::session::{End as SessionEnd, Link};
 use crate::twilio_stream::{self, Inbound, MAX_FRAME_BYTES};
 
@@ -82,6 +86,7 @@ pub fn routes(state: MediaState) -> Router {
     Router::new()
         .route("/media/twilio", get(twilio))
         .route("/media/exotel", get(exotel))
+        .route("/media/twilio-relay", get(twilio_relay))
         .with_state(state)
 }
 
@@ -120,6 +125,8 @@ async fn metrics(State(state): State<MediaState>) -> Response {
 enum Carrier {
     Twilio,
     Exotel,
+    /// Twilio ConversationRelay: text, no audio.
+    TwilioRelay,
 }
 
 async fn twilio(State(state): State<MediaState>, upgrade: WebSocketUpgrade) -> Response {
@@ -128,6 +135,10 @@ async fn twilio(State(state): State<MediaState>, upgrade: WebSocketUpgrade) -> R
 
 async fn exotel(State(state): State<MediaState>, upgrade: WebSocketUpgrade) -> Response {
     accept(state, upgrade, Carrier::Exotel)
+}
+
+async fn twilio_relay(State(state): State<MediaState>, upgrade: WebSocketUpgrade) -> Response {
+    accept(state, upgrade, Carrier::TwilioRelay)
 }
 
 fn accept(state: MediaState, upgrade: WebSocketUpgrade, carrier: Carrier) -> Response {
@@ -181,15 +192,21 @@ async fn session(mut socket: WebSocket, state: MediaState, carrier: Carrier) {
     let _live = Live::new(state.metrics.clone());
     let admitted = tokio::time::timeout(START_WITHIN, admit(&mut socket, &state, carrier)).await;
     let end = match admitted {
-        Ok(Ok((claims, link))) => {
+        Ok(Ok((claims, admitted))) => {
             state.metrics.calls.inc();
             let (tenant_id, call_id) = (claims.tenant_id.as_str(), claims.call_id.as_str());
             tracing::info!(tenant_id, call_id, ?carrier, "media stream started");
-            let end = match &state.calls {
-                Some(calls) => {
-                    End::from(calls.hold(&mut socket, &claims, link, &state.metrics).await)
+            let metrics = &state.metrics;
+            let end = match (&state.calls, admitted) {
+                (Some(calls), Admitted::Audio(link)) => {
+                    End::from(calls.hold(&mut socket, &claims, link, metrics).await)
                 }
-                None => listen(&mut socket, &state, carrier).await,
+                (Some(calls), Admitted::Relay(setup)) => End::from(
+                    calls
+                        .hold_relay(&mut socket, &claims, &setup, metrics)
+                        .await,
+                ),
+                (None, _) => listen(&mut socket, &state, carrier).await,
             };
             tracing::info!(tenant_id, call_id, end = ?end, "media stream ended");
             end
@@ -234,15 +251,32 @@ struct Started {
     exotel_rate: Option<exotel_stream::SampleRate>,
 }
 
-/// Reads up to `start`, and checks its stream token for its call.
+/// An admitted stream: audio over a link, or a ConversationRelay session.
+enum Admitted {
+    Audio(Link),
+    /// Boxed: `setup` is much larger than a link.
+    Relay(Box<Setup>),
+}
+
+/// Reads up to `start` (or ConversationRelay's `setup`), and checks its stream token
+/// for its call.
 async fn admit(
     socket: &mut WebSocket,
     state: &MediaState,
     carrier: Carrier,
-) -> Result<(StreamClaims, Link), End> {
+) -> Result<(StreamClaims, Admitted), End> {
     let started = loop {
         let text = next_text(socket).await?;
         match carrier {
+            Carrier::TwilioRelay => {
+                let message = relay_stream::parse(text.as_str())
+                    .map_err(|e| End::Malformed(e.to_string()))?;
+                let relay_stream::Inbound::Setup(setup) = message else {
+                    return Err(End::Refused("a message before setup"));
+                };
+                let claims = verify(state, &setup.custom_parameters)?;
+                return Ok((claims, Admitted::Relay(setup)));
+            }
             Carrier::Twilio => match twilio_stream::parse(text.as_str())
                 .map_err(|e| End::Malformed(e.to_string()))?
             {
@@ -271,7 +305,26 @@ async fn admit(
             },
         }
     };
-    let param = |name: &str| started.params.get(name).map(String::as_str);
+    let claims = verify(state, &started.params)?;
+    let link = match started.exotel_rate {
+        None => Link::Twilio {
+            stream_sid: started.stream_sid,
+        },
+        Some(rate) => Link::Exotel {
+            stream_sid: started.stream_sid,
+            rate,
+        },
+    };
+    Ok((claims, Admitted::Audio(link)))
+}
+
+/// Checks the stream token in a stream's custom parameters: minted by the webhook for
+/// this call (and tenant), and not expired.
+fn verify(
+    state: &MediaState,
+    params: &std::collections::BTreeMap<String, String>,
+) -> Result<StreamClaims, End> {
+    let param = |name: &str| params.get(name).map(String::as_str);
     let (Some(token), Some(call_id)) = (param("token"), param("call_id")) else {
         return Err(End::Refused("no stream token"));
     };
@@ -285,16 +338,7 @@ async fn admit(
     if param("tenant_id").is_some_and(|t| t != claims.tenant_id) {
         return Err(End::Refused("stream token refused"));
     }
-    let link = match started.exotel_rate {
-        None => Link::Twilio {
-            stream_sid: started.stream_sid,
-        },
-        Some(rate) => Link::Exotel {
-            stream_sid: started.stream_sid,
-            rate,
-        },
-    };
-    Ok((claims, link))
+    Ok(claims)
 }
 
 /// An admitted stream with no conversation behind it: every frame is read and checked
@@ -324,6 +368,14 @@ async fn listen(socket: &mut WebSocket, state: &MediaState, carrier: Carrier) ->
                 Ok(exotel_stream::Inbound::Stop { .. }) => return End::Stopped,
                 Ok(exotel_stream::Inbound::Start { .. } | exotel_stream::Inbound::Connected) => {
                     return End::Malformed("a second start".into());
+                }
+                Ok(_) => continue,
+                Err(e) => return End::Malformed(e.to_string()),
+            },
+            // Text only: each message is checked, none is counted as audio.
+            Carrier::TwilioRelay => match relay_stream::parse(text.as_str()) {
+                Ok(relay_stream::Inbound::Setup(_)) => {
+                    return End::Malformed("a second setup".into());
                 }
                 Ok(_) => continue,
                 Err(e) => return End::Malformed(e.to_string()),

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Duration, Utc};
 use parley_shared::aggregate::load_any;
 use parley_shared::domain::agent::{
-    AfterHours, Agent, AgentSettings, AgentStatus, ConversationMode,
+    AfterHours, Agent, AgentSettings, AgentStatus, ConversationMode, VoiceProvider,
 };
 use parley_shared::domain::call::{AnsweredBy, Call, CallCommand, CallStatus, Carrier, Direction};
 use parley_shared::domain::campaign::{Campaign, Voicemail};
@@ -360,6 +360,12 @@ fn connect(
         ConversationMode::ConversationRelay => Connect::ConversationRelay(ConversationRelay {
             url: format!("{}/media/twilio-relay", state.media_url),
             language: Some(settings.language.clone()),
+            // Twilio's voice by name, when the agent speaks with one of Twilio's.
+            voice: (settings.voice.provider == VoiceProvider::Twilio)
+                .then(|| settings.voice.voice_id.trim().to_owned())
+                .filter(|v| !v.is_empty()),
+            // Off by default at Twilio; the agent hears keys as in a media stream.
+            dtmf_detection: Some(true),
             parameters,
             ..ConversationRelay::default()
         }),

@@ -14,7 +14,9 @@ use parley_shared::aggregate::{execute, load_any};
 use parley_shared::backend::Ports;
 use parley_shared::clock::SystemClock;
 use parley_shared::config::Config;
-use parley_shared::domain::agent::AgentStatus;
+use parley_shared::domain::agent::{
+    Agent, AgentCommand, AgentStatus, ConversationMode, VoiceProvider,
+};
 use parley_shared::domain::call::{Call, CallCommand, CallStatus, Carrier, Direction};
 use parley_shared::domain::lead::{Lead, LeadCommand};
 use parley_shared::domain::{AgentId, CallId, LeadId, PhoneNumber, TenantId};
@@ -209,6 +211,48 @@ async fn an_inbound_call_is_streamed_to_the_media_task_with_a_token_for_that_cal
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(world.event_count(&call_id).await, before);
+}
+
+#[tokio::test]
+async fn an_agent_in_relay_mode_is_connected_to_conversation_relay() {
+    let world = World::new(AgentStatus::Active).await;
+    let mut settings = load_any::<Agent>(&*world.ports.events, &world.agent.stream())
+        .await
+        .unwrap()
+        .state
+        .settings
+        .unwrap();
+    settings.mode = ConversationMode::ConversationRelay;
+    settings.voice.provider = VoiceProvider::Twilio;
+    settings.voice.voice_id = "en-US-Journey-O".into();
+    execute::<Agent>(
+        &*world.ports.events,
+        &*world.ports.clock,
+        &world.agent.stream(),
+        &ctx(&world.tenant),
+        AgentCommand::Change { settings },
+    )
+    .await
+    .unwrap();
+    let (status, twiml) = world
+        .post(
+            "/webhooks/twilio/voice",
+            &pairs(&inbound("CA300")),
+            Some(TOKEN),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{twiml}");
+    assert!(
+        twiml.contains(
+            "<Connect><ConversationRelay url=\"wss://media.example.com/media/twilio-relay\" \
+             language=\"en-US\" voice=\"en-US-Journey-O\" dtmfDetection=\"true\">"
+        ),
+        "{twiml}"
+    );
+    let call_id = CallId::for_carrier_call("twilio", "CA300");
+    let token = parameter(&twiml, "token");
+    let secret = world.state.stream_secret.expose().as_bytes().to_vec();
+    assert!(streamtoken::verify(&secret, &token, &call_id.to_string(), chrono::Utc::now()).is_ok());
 }
 
 #[tokio::test]

@@ -7,5 +7,6 @@ pub mod deepgram;
 pub mod elevenlabs;
 pub mod openai_chat;
 pub mod openai_speech;
+pub mod relay_caller;
 pub mod speech;
 pub mod twilio_caller;
