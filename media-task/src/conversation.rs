@@ -237,12 +237,10 @@ pub struct Conversation {
     caller_speaking: bool,
     /// The caller stopped talking since words last arrived.
     silence_after_words: bool,
-    /// Settled words of the caller's turn in progress.
-    words: String,
-    caller_start_ms: Option<u64>,
+    /// Settled words and keys of the caller's turn in progress.
+    caller: CallerInput,
     /// The recogniser called the end of the caller's turn.
     recogniser_done: bool,
-    digits: String,
     last_digit_ms: u64,
     turns: u32,
     next_mark: u64,
@@ -264,10 +262,8 @@ impl Conversation {
             reply: None,
             caller_speaking: false,
             silence_after_words: false,
-            words: String::new(),
-            caller_start_ms: None,
+            caller: CallerInput::default(),
             recogniser_done: false,
-            digits: String::new(),
             last_digit_ms: 0,
             turns: 0,
             next_mark: 0,
@@ -307,7 +303,7 @@ impl Conversation {
             Input::SpeechStarted => {
                 self.caller_speaking = true;
                 self.silence_after_words = false;
-                self.caller_start_ms.get_or_insert(at_ms);
+                self.caller.start_ms.get_or_insert(at_ms);
                 self.barge_in(at_ms, &mut out);
             }
             Input::SpeechEnded => {
@@ -321,11 +317,11 @@ impl Conversation {
             } => {
                 let text = text.trim();
                 if !text.is_empty() {
-                    if !self.words.is_empty() {
-                        self.words.push(' ');
+                    if !self.caller.words.is_empty() {
+                        self.caller.words.push(' ');
                     }
-                    self.words.push_str(text);
-                    self.caller_start_ms.get_or_insert(at_ms);
+                    self.caller.words.push_str(text);
+                    self.caller.start_ms.get_or_insert(at_ms);
                     // Words while the agent is still answering a previous turn: the
                     // caller is not done; take the answer back (as a barge-in would).
                     self.barge_in(at_ms, &mut out);
@@ -338,9 +334,9 @@ impl Conversation {
                 self.maybe_end_caller_turn(at_ms, &mut out);
             }
             Input::Dtmf(digit) => {
-                self.digits.push(digit);
+                self.caller.digits.push(digit);
                 self.last_digit_ms = at_ms;
-                self.caller_start_ms.get_or_insert(at_ms);
+                self.caller.start_ms.get_or_insert(at_ms);
                 self.barge_in(at_ms, &mut out);
                 if digit == '#' {
                     self.end_caller_turn(at_ms, &mut out);
@@ -429,7 +425,7 @@ impl Conversation {
             self.close(at_ms, EndReason::MaxDuration, out);
             return;
         }
-        if !self.digits.is_empty()
+        if !self.caller.digits.is_empty()
             && at_ms.saturating_sub(self.last_digit_ms) >= self.settings.dtmf_gap_ms
         {
             self.end_caller_turn(at_ms, out);
@@ -488,24 +484,13 @@ impl Conversation {
             self.context.pop();
         }
         self.turns = self.turns.saturating_sub(1);
-        let mut words = turn.text;
-        if !turn.dtmf.is_empty() {
-            // Keys pressed are not words: keep them as keys.
-            self.digits.insert_str(0, &turn.dtmf);
-            words.clear();
-        }
-        if !self.words.is_empty() && !words.is_empty() {
-            words.push(' ');
-        }
-        words.push_str(&self.words);
-        self.words = words;
-        self.caller_start_ms = Some(turn.start_ms);
+        self.caller.reopen(turn);
         // The caller had stopped once already: more words end the turn again at once.
         self.silence_after_words = !self.caller_speaking;
     }
 
     fn maybe_end_caller_turn(&mut self, at_ms: u64, out: &mut Vec<Action>) {
-        if self.words.is_empty() || self.caller_speaking {
+        if self.caller.words.is_empty() || self.caller_speaking {
             return;
         }
         if self.silence_after_words || self.recogniser_done {
@@ -515,26 +500,11 @@ impl Conversation {
 
     /// Records what the caller said (or keyed) as a turn.
     fn commit_caller_words(&mut self, at_ms: u64) -> bool {
-        if self.words.is_empty() && self.digits.is_empty() {
+        let Some((message, turn)) = self.caller.take_turn(at_ms) else {
             return false;
-        }
-        let words = std::mem::take(&mut self.words);
-        let digits = std::mem::take(&mut self.digits);
-        let content = match (words.is_empty(), digits.is_empty()) {
-            (false, true) => words.clone(),
-            (true, false) => format!("(the caller pressed the keys {digits})"),
-            _ => format!("{words} (the caller pressed the keys {digits})"),
         };
-        self.context.push(Message::User { content });
-        self.transcript.push(Turn {
-            speaker: Speaker::Caller,
-            text: words,
-            start_ms: self.caller_start_ms.take().unwrap_or(at_ms),
-            end_ms: at_ms,
-            interrupted: false,
-            tool_calls: Vec::new(),
-            dtmf: digits,
-        });
+        self.context.push(message);
+        self.transcript.push(turn);
         self.recogniser_done = false;
         self.silence_after_words = false;
         self.turns += 1;
@@ -683,6 +653,59 @@ impl Conversation {
         self.commit_reply(at_ms, true);
         self.phase = Phase::Ended;
         out.push(Action::Hangup(reason));
+    }
+}
+
+/// What the caller has said and keyed since their last turn: made into a turn, or a
+/// turn taken back to be joined by more words. Shared with ConversationRelay's calls.
+#[derive(Debug, Default)]
+pub(crate) struct CallerInput {
+    pub words: String,
+    pub digits: String,
+    pub start_ms: Option<u64>,
+}
+
+impl CallerInput {
+    pub fn is_empty(&self) -> bool {
+        self.words.is_empty() && self.digits.is_empty()
+    }
+
+    /// The caller's turn, for the brain and the transcript; `None` when nothing was
+    /// said or keyed.
+    pub fn take_turn(&mut self, at_ms: u64) -> Option<(Message, Turn)> {
+        if self.is_empty() {
+            return None;
+        }
+        let words = std::mem::take(&mut self.words);
+        let digits = std::mem::take(&mut self.digits);
+        let content = match (words.is_empty(), digits.is_empty()) {
+            (false, true) => words.clone(),
+            (true, false) => format!("(the caller pressed the keys {digits})"),
+            _ => format!("{words} (the caller pressed the keys {digits})"),
+        };
+        let turn = Turn {
+            speaker: Speaker::Caller,
+            text: words,
+            start_ms: self.start_ms.take().unwrap_or(at_ms),
+            end_ms: at_ms,
+            interrupted: false,
+            tool_calls: Vec::new(),
+            dtmf: digits,
+        };
+        Some((Message::User { content }, turn))
+    }
+
+    /// Puts a turn back in progress, before what came since: its words first, its
+    /// keys still keys.
+    pub fn reopen(&mut self, turn: Turn) {
+        let mut words = turn.text;
+        self.digits.insert_str(0, &turn.dtmf);
+        if !self.words.is_empty() && !words.is_empty() {
+            words.push(' ');
+        }
+        words.push_str(&self.words);
+        self.words = words;
+        self.start_ms = Some(turn.start_ms);
     }
 }
 

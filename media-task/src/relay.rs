@@ -36,7 +36,7 @@ use tokio::time::Instant;
 
 use crate::brain::{Brain, BrainEvent};
 use crate::call::{Callee, Calls, conversation_settings};
-use crate::conversation::{EndReason, Note, Settings, Speaker, ToolUse, Turn};
+use crate::conversation::{CallerInput, EndReason, Note, Settings, Speaker, ToolUse, Turn};
 use crate::llm::{Message, ToolCall};
 use crate::metrics::Metrics;
 use crate::relay_stream::{self, Inbound, Setup};
@@ -385,11 +385,9 @@ struct Dialogue {
     context: Vec<Message>,
     transcript: Vec<Turn>,
     reply: Option<Reply>,
-    /// The caller's words in the turn in progress (partial prompts joined).
-    words: String,
-    digits: String,
+    /// The caller's words (partial prompts joined) and keys in the turn in progress.
+    caller: CallerInput,
     last_digit_ms: u64,
-    caller_start_ms: Option<u64>,
     turns: u32,
     /// A talk cycle was started (`last: false` sent) and not ended.
     cycle_open: bool,
@@ -410,10 +408,8 @@ impl Dialogue {
             context,
             transcript: Vec::new(),
             reply: None,
-            words: String::new(),
-            digits: String::new(),
+            caller: CallerInput::default(),
             last_digit_ms: 0,
-            caller_start_ms: None,
             turns: 0,
             cycle_open: false,
             speaking_until_ms: 0,
@@ -435,7 +431,7 @@ impl Dialogue {
             Phase::Ended => None,
             Phase::Listening | Phase::Replying => {
                 let limit = self.settings.max_call_ms;
-                if self.digits.is_empty() {
+                if self.caller.digits.is_empty() {
                     Some(limit)
                 } else {
                     Some(limit.min(self.last_digit_ms + self.settings.dtmf_gap_ms))
@@ -459,9 +455,9 @@ impl Dialogue {
                 if self.closing() {
                     return out;
                 }
-                join_prompt(&mut self.words, &text);
-                if !self.words.is_empty() {
-                    self.caller_start_ms.get_or_insert(at);
+                join_prompt(&mut self.caller.words, &text);
+                if !self.caller.words.is_empty() {
+                    self.caller.start_ms.get_or_insert(at);
                 }
                 if last {
                     self.end_caller_turn(at, &mut out);
@@ -471,9 +467,9 @@ impl Dialogue {
                 if self.closing() {
                     return out;
                 }
-                self.digits.push(digit);
+                self.caller.digits.push(digit);
                 self.last_digit_ms = at;
-                self.caller_start_ms.get_or_insert(at);
+                self.caller.start_ms.get_or_insert(at);
                 if digit == '#' {
                     self.end_caller_turn(at, &mut out);
                 }
@@ -528,7 +524,7 @@ impl Dialogue {
             Phase::Listening | Phase::Replying => {
                 if at >= self.settings.max_call_ms {
                     self.close(at, EndReason::MaxDuration, out);
-                } else if !self.digits.is_empty()
+                } else if !self.caller.digits.is_empty()
                     && at.saturating_sub(self.last_digit_ms) >= self.settings.dtmf_gap_ms
                 {
                     self.end_caller_turn(at, out);
@@ -590,7 +586,7 @@ impl Dialogue {
     }
 
     fn end_caller_turn(&mut self, at: u64, out: &mut Vec<Step>) {
-        if self.closing() || (self.words.is_empty() && self.digits.is_empty()) {
+        if self.closing() || (self.caller.words.is_empty() && self.caller.digits.is_empty()) {
             return;
         }
         match &self.reply {
@@ -643,41 +639,16 @@ impl Dialogue {
             self.context.pop();
         }
         self.turns = self.turns.saturating_sub(1);
-        let mut words = turn.text;
-        if !turn.dtmf.is_empty() {
-            // Keys pressed are not words: keep them as keys.
-            self.digits.insert_str(0, &turn.dtmf);
-        }
-        if !self.words.is_empty() && !words.is_empty() {
-            words.push(' ');
-        }
-        words.push_str(&self.words);
-        self.words = words;
-        self.caller_start_ms = Some(turn.start_ms);
+        self.caller.reopen(turn);
     }
 
     /// Records what the caller said (or keyed) as a turn, as audio calls do.
     fn commit_caller_words(&mut self, at: u64) -> bool {
-        if self.words.is_empty() && self.digits.is_empty() {
+        let Some((message, turn)) = self.caller.take_turn(at) else {
             return false;
-        }
-        let words = std::mem::take(&mut self.words);
-        let digits = std::mem::take(&mut self.digits);
-        let content = match (words.is_empty(), digits.is_empty()) {
-            (false, true) => words.clone(),
-            (true, false) => format!("(the caller pressed the keys {digits})"),
-            _ => format!("{words} (the caller pressed the keys {digits})"),
         };
-        self.context.push(Message::User { content });
-        self.transcript.push(Turn {
-            speaker: Speaker::Caller,
-            text: words,
-            start_ms: self.caller_start_ms.take().unwrap_or(at),
-            end_ms: at,
-            interrupted: false,
-            tool_calls: Vec::new(),
-            dtmf: digits,
-        });
+        self.context.push(message);
+        self.transcript.push(turn);
         self.turns += 1;
         true
     }
