@@ -189,7 +189,7 @@ impl Drop for Live {
 }
 
 async fn session(mut socket: WebSocket, state: MediaState, carrier: Carrier) {
-    let _live = Live::new(state.metrics.clone());
+    let live = Live::new(state.metrics.clone());
     let admitted = tokio::time::timeout(START_WITHIN, admit(&mut socket, &state, carrier)).await;
     let end = match admitted {
         Ok(Ok((claims, admitted))) => {
@@ -214,6 +214,8 @@ async fn session(mut socket: WebSocket, state: MediaState, carrier: Carrier) {
         Ok(Err(end)) => end,
         Err(_) => End::Refused("no start frame in time"),
     };
+    // The call is over and its records written; the goodbye to the socket is not a call.
+    drop(live);
     let (code, reason) = match &end {
         End::Stopped => (close_code::NORMAL, "stream stopped".to_owned()),
         End::Refused(why) => (close_code::POLICY, (*why).to_owned()),
@@ -227,8 +229,23 @@ async fn session(mut socket: WebSocket, state: MediaState, carrier: Carrier) {
         code,
         reason: reason.into(),
     };
-    let _ = socket.send(Message::Close(Some(close))).await;
+    if socket.send(Message::Close(Some(close))).await.is_err() {
+        return;
+    }
+    // The closing handshake: the carrier may still be sending audio when the close goes
+    // out; reading until its own close (briefly) spares it a reset connection.
+    let _ = tokio::time::timeout(CLOSE_WITHIN, async {
+        while let Some(Ok(frame)) = socket.recv().await {
+            if matches!(frame, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
 }
+
+/// How long the carrier has to answer a close before the socket is dropped.
+const CLOSE_WITHIN: Duration = Duration::from_secs(1);
 
 /// The next text frame; `Err` ends the session.
 async fn next_text(socket: &mut WebSocket) -> Result<axum::extract::ws::Utf8Bytes, End> {

@@ -35,6 +35,9 @@ use crate::vendor::VendorError;
 /// How far ahead of real time the agent's audio is sent: enough to ride out jitter,
 /// little enough that a `clear` silences the agent at once.
 const LEAD_MS: u64 = 80;
+/// How many times a call's recogniser is reopened after failing mid-call: a vendor
+/// that keeps dropping is down, and the caller is told so.
+const MAX_STT_REOPENS: u8 = 3;
 /// How often the conversation's clock ticks when no audio is going out.
 const IDLE_TICK: Duration = Duration::from_millis(100);
 
@@ -280,6 +283,7 @@ struct Session<'a> {
     /// The recogniser's audio input and its results; `None` once it is gone.
     stt_audio: Option<mpsc::Sender<Bytes>>,
     stt_events: Option<mpsc::Receiver<SttEvent>>,
+    stt_reopens: u8,
     brain: Option<mpsc::Receiver<BrainEvent>>,
     /// The voice speaking now: the agent's, or the fallback once that failed.
     voice: Arc<dyn TextToSpeech>,
@@ -345,6 +349,7 @@ pub async fn run(
         conversation: Conversation::new(parts.conversation.clone()),
         stt_audio: None,
         stt_events: None,
+        stt_reopens: 0,
         brain: None,
         voice: parts.voice.clone(),
         speaking: VecDeque::new(),
@@ -573,8 +578,13 @@ impl Session<'_> {
             Some(SttEvent::SpeechStarted | SttEvent::Interim { .. }) => return None,
             Some(SttEvent::Failed(e)) => {
                 self.vendor_failed(&e);
-                // One fresh stream, then give up politely.
-                self.open_recogniser().await;
+                // A fresh stream, a few times a call; then give up politely.
+                self.stt_audio = None;
+                self.stt_events = None;
+                if self.stt_reopens < MAX_STT_REOPENS {
+                    self.stt_reopens += 1;
+                    self.open_recogniser().await;
+                }
                 if self.stt_audio.is_some() {
                     return None;
                 }
