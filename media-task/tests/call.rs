@@ -16,6 +16,7 @@ use parley_media::resample::Resampler;
 use parley_media::server::{MediaState, service};
 use parley_media::stt::deepgram::DeepgramStt;
 use parley_media::tts::elevenlabs::{ElevenLabs, ElevenLabsVoice};
+use parley_media::tts::flite::Flite;
 use parley_media::vendor::Endpoint;
 use parley_shared::aggregate::{self, Context};
 use parley_shared::backend::Ports;
@@ -71,6 +72,8 @@ struct Setup {
     /// Deepgram can be reached for one connection only; later ones are refused, as
     /// when the network to it fails mid-call.
     deepgram_once: bool,
+    /// The offline voice speaks once the agent's own has failed.
+    fallback_voice: bool,
 }
 
 impl Setup {
@@ -80,6 +83,7 @@ impl Setup {
             phrases: phrases.iter().map(|p| p.to_string()).collect(),
             deepgram: deepgram::Behaviour::default(),
             deepgram_once: false,
+            fallback_voice: false,
         }
     }
 }
@@ -154,11 +158,15 @@ async fn world_with(setup: Setup) -> (World, CallId) {
         Endpoint::new(&voice.url(), SecretString::new(voice.key().into())),
         ElevenLabsVoice::new("voice-1"),
     );
-    let vendors = Vendors::new(
+    let mut vendors = Vendors::new(
         Arc::new(stt),
         Arc::new(llm),
         Arc::new(OneVoice(Arc::new(tts))),
     );
+    if setup.fallback_voice {
+        let flite = Flite::new("kal").await.expect("flite is installed");
+        vendors.fallback_voice = Some(Arc::new(flite));
+    }
     let state =
         MediaState::new(ports.clock.clone(), SecretString::new(SECRET.into())).with_calls(Calls {
             ports: ports.clone(),
@@ -836,6 +844,42 @@ async fn a_vendor_failing_for_good_mid_call_ends_it_with_an_apology_and_keeps_th
         );
     };
     tokio::join!(chat_fails, stt_fails);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_the_agents_voice_is_down_the_offline_voice_apologises() {
+    let mut setup = Setup::new(brief_settings(), &[]);
+    setup.fallback_voice = true;
+    let (world, call_id) = world_with(setup).await;
+    // Every request to the agent's voice fails, the greeting's first.
+    world.voice.fail_next(503, 100);
+    let dial = dial(&world, &call_id, Dialect::Twilio);
+    let heard = place(&dial, Dialect::Twilio, vec![stay_on_the_line()]).await;
+    let asked = world.voice.requests();
+    assert!(!asked.is_empty() && asked.iter().all(|r| r.status == 503));
+    assert!(
+        asked.iter().all(|r| r.body["text"] != APOLOGY),
+        "the failing voice is not asked again for the apology"
+    );
+    // Flite spoke the apology: the caller heard it whole, and the call ended cleanly.
+    let (from, to) = *stretches(&heard)
+        .last()
+        .expect("the caller heard something");
+    assert!(to - from >= 2_000, "a whole sentence: {from}..{to}");
+    assert_eq!(heard.close, Some((1000, "stream stopped".to_owned())));
+    let records = records(&world, &call_id).await;
+    assert_eq!(records.reason, "vendor_failed");
+    let last = records.transcript.last().unwrap();
+    assert_eq!(
+        (&last["speaker"], &last["text"]),
+        (&json!("agent"), &json!(APOLOGY))
+    );
+    assert!(records.rms(&records.right, from + 100, to - 100) > 500.0);
+    let text = world.metrics().await;
+    assert!(
+        text.contains("parley_media_vendor_errors_total{vendor=\"elevenlabs\"}"),
+        "{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
