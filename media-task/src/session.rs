@@ -282,7 +282,7 @@ struct Session<'a> {
     conversation: Conversation,
     /// The recogniser's audio input and its results; `None` once it is gone.
     stt_audio: Option<mpsc::Sender<Bytes>>,
-    stt_events: Option<mpsc::Receiver<SttEvent>>,
+    stt_events: Option<mpsc::Receiver<Hearing>>,
     stt_reopens: u8,
     brain: Option<mpsc::Receiver<BrainEvent>>,
     /// The voice speaking now: the agent's, or the fallback once that failed.
@@ -377,7 +377,8 @@ impl Session<'_> {
     }
 
     async fn converse(&mut self) -> End {
-        self.open_recogniser().await;
+        // Opened alongside the greeting, not before it.
+        self.open_recogniser();
         if let Some(end) = self.act(Input::Started).await {
             return end;
         }
@@ -435,30 +436,18 @@ impl Session<'_> {
         }
     }
 
-    /// Opens the recogniser; without one the conversation cannot hear, so it ends.
-    async fn open_recogniser(&mut self) {
+    /// Opens the recogniser without holding up the call: the caller's audio waits in
+    /// the channel meanwhile (about a second of it), and whether it opened comes as an
+    /// event.
+    fn open_recogniser(&mut self) {
         let config = SttConfig {
             sample_rate: self.link.sample_rate(),
             language: self.parts.language.clone(),
             endpointing_ms: self.parts.silence_ms,
         };
-        for attempt in 0..2 {
-            match self.parts.stt.open(&config).await {
-                Ok(SttStream { audio, events }) => {
-                    self.stt_audio = Some(audio);
-                    self.stt_events = Some(events);
-                    return;
-                }
-                Err(e) => {
-                    self.vendor_failed(&e);
-                    if attempt == 1 || !e.is_retryable() {
-                        break;
-                    }
-                }
-            }
-        }
-        self.stt_audio = None;
-        self.stt_events = None;
+        let (audio, events) = hear(self.parts.stt.clone(), config);
+        self.stt_audio = Some(audio);
+        self.stt_events = Some(events);
     }
 
     fn vendor_failed(&self, e: &VendorError) {
@@ -565,29 +554,36 @@ impl Session<'_> {
         }
     }
 
-    async fn recognised(&mut self, event: Option<SttEvent>) -> Option<End> {
+    async fn recognised(&mut self, event: Option<Hearing>) -> Option<End> {
         let input = match event {
-            Some(SttEvent::Final {
+            Some(Hearing::Opened) => return None,
+            Some(Hearing::Heard(SttEvent::Final {
                 text,
                 end_of_speech,
-            }) => Input::Transcript {
+            })) => Input::Transcript {
                 text,
                 end_of_speech,
             },
-            Some(SttEvent::UtteranceEnd) => Input::UtteranceEnd,
-            Some(SttEvent::SpeechStarted | SttEvent::Interim { .. }) => return None,
-            Some(SttEvent::Failed(e)) => {
+            Some(Hearing::Heard(SttEvent::UtteranceEnd)) => Input::UtteranceEnd,
+            Some(Hearing::Heard(SttEvent::SpeechStarted | SttEvent::Interim { .. })) => {
+                return None;
+            }
+            Some(Hearing::Heard(SttEvent::Failed(e))) => {
                 self.vendor_failed(&e);
                 // A fresh stream, a few times a call; then give up politely.
-                self.stt_audio = None;
-                self.stt_events = None;
                 if self.stt_reopens < MAX_STT_REOPENS {
                     self.stt_reopens += 1;
-                    self.open_recogniser().await;
-                }
-                if self.stt_audio.is_some() {
+                    self.open_recogniser();
                     return None;
                 }
+                self.stt_audio = None;
+                self.stt_events = None;
+                Input::HearingFailed
+            }
+            Some(Hearing::NotOpened(e)) => {
+                self.vendor_failed(&e);
+                self.stt_audio = None;
+                self.stt_events = None;
                 Input::HearingFailed
             }
             None => {
@@ -820,6 +816,75 @@ impl Session<'_> {
             transcript: self.conversation.transcript().to_vec(),
             recorder: self.recorder.take(),
             notes: std::mem::take(&mut self.notes),
+        }
+    }
+}
+
+/// What the recogniser's side of a session hears.
+enum Hearing {
+    Opened,
+    /// It could not be opened (after a retry where one can help).
+    NotOpened(VendorError),
+    Heard(SttEvent),
+}
+
+/// How much caller audio waits while the recogniser opens (20 ms frames).
+const STT_BACKLOG_FRAMES: usize = 64;
+
+/// A recogniser stream opened in the background: the session sends audio and reads
+/// events at once, whatever the vendor's handshake takes.
+fn hear(
+    stt: Arc<dyn SpeechToText>,
+    config: SttConfig,
+) -> (mpsc::Sender<Bytes>, mpsc::Receiver<Hearing>) {
+    let (audio_tx, audio_rx) = mpsc::channel::<Bytes>(STT_BACKLOG_FRAMES);
+    let (events_tx, events_rx) = mpsc::channel(32);
+    tokio::spawn(async move {
+        let mut attempt = 0;
+        let stream = loop {
+            match stt.open(&config).await {
+                Ok(stream) => break stream,
+                Err(e) if attempt == 0 && e.is_retryable() => attempt += 1,
+                Err(e) => {
+                    let _ = events_tx.send(Hearing::NotOpened(e)).await;
+                    return;
+                }
+            }
+        };
+        if events_tx.send(Hearing::Opened).await.is_ok() {
+            pump(audio_rx, events_tx, stream).await;
+        }
+    });
+    (audio_tx, events_rx)
+}
+
+/// Carries the session's audio to the recogniser and its events back, until the
+/// session stops sending (then the recogniser finishes what it heard) or either side
+/// goes away.
+async fn pump(
+    mut audio_rx: mpsc::Receiver<Bytes>,
+    events_tx: mpsc::Sender<Hearing>,
+    stream: SttStream,
+) {
+    let SttStream { audio, mut events } = stream;
+    let mut audio = Some(audio);
+    loop {
+        tokio::select! {
+            chunk = audio_rx.recv(), if audio.is_some() => match (chunk, &audio) {
+                (Some(chunk), Some(to)) => {
+                    // A recogniser that is gone says so in its events.
+                    let _ = to.send(chunk).await;
+                }
+                _ => audio = None,
+            },
+            event = events.recv() => match event {
+                Some(event) => {
+                    if events_tx.send(Hearing::Heard(event)).await.is_err() {
+                        return;
+                    }
+                }
+                None => return,
+            },
         }
     }
 }
