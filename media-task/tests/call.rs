@@ -883,6 +883,31 @@ async fn when_the_agents_voice_is_down_the_offline_voice_apologises() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recogniser_that_cannot_be_opened_ends_the_call_with_an_apology() {
+    let mut setup = Setup::new(brief_settings(), &[]);
+    setup.deepgram.refuse_with = Some(401);
+    let (world, call_id) = world_with(setup).await;
+    let dial = dial(&world, &call_id, Dialect::Twilio);
+    let heard = place(&dial, Dialect::Twilio, vec![stay_on_the_line()]).await;
+    assert_eq!(world.deepgram.connections()[0].status, 401);
+    let spoken = world.voice.requests();
+    assert_eq!(spoken.last().unwrap().body["text"], APOLOGY);
+    let (from, to) = *stretches(&heard)
+        .last()
+        .expect("the caller heard the apology");
+    assert!(
+        to - from + 200 >= spoken_ms(APOLOGY),
+        "the apology played whole"
+    );
+    assert_eq!(heard.close, Some((1000, "stream stopped".to_owned())));
+    let records = records(&world, &call_id).await;
+    assert_eq!(
+        (records.reason.as_str(), records.turns),
+        ("vendor_failed", 0)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recogniser_that_drops_mid_call_is_reopened_and_the_call_goes_on() {
     let mut setup = Setup::new(brief_settings(), &[BOOKING, "For four people"]);
     setup.deepgram.drop_after_finals = Some(1);
