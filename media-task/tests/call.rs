@@ -702,8 +702,6 @@ async fn exotel_calls_at_8_and_16_khz_are_held_in_the_streams_own_format() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn at_its_turn_limit_the_agent_says_goodbye_and_ends_the_call() {
-    // The duration limit cannot go under 30 s (`AgentSettings::validated`), too slow
-    // for a test; the turn limit ends the call the same way.
     let mut settings = brief_settings();
     settings.max_turns = 1;
     let (world, call_id) = world(settings, &[BOOKING]).await;
@@ -752,6 +750,46 @@ async fn at_its_turn_limit_the_agent_says_goodbye_and_ends_the_call() {
         records.rms(&records.right, from + 100, to - 100) > 500.0,
         "the goodbye is on the recording"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_its_longest_the_call_ends_with_a_goodbye() {
+    // 30 s is the shortest limit an agent may have: the slowest test here, on purpose.
+    let mut settings = brief_settings();
+    settings.max_call_seconds = 30;
+    let (world, call_id) = world(settings, &[BOOKING]).await;
+    world.chat.push(Reply::text("Sure, for how many people?"));
+    let dial = dial(&world, &call_id, Dialect::Twilio);
+    let steps = vec![
+        quiet(300),
+        Step::Say(speech("I would like to book a table.")),
+        quiet(300),
+        Step::Pause(Duration::from_secs(60)),
+    ];
+    let heard = tokio::time::timeout(
+        Duration::from_secs(70),
+        twilio_caller::call_as(&dial, Dialect::Twilio, steps),
+    )
+    .await
+    .expect("the server ended the call")
+    .unwrap();
+
+    let played = stretches(&heard);
+    let (from, to) = *played.last().unwrap();
+    assert!(
+        (30_000..33_000).contains(&from),
+        "the goodbye at the limit: {played:?}"
+    );
+    assert!(to - from + 200 >= spoken_ms(GOODBYE), "played whole");
+    assert_eq!(heard.close, Some((1000, "stream stopped".to_owned())));
+    let records = records(&world, &call_id).await;
+    assert_eq!(
+        (records.reason.as_str(), records.turns),
+        ("max_duration", 1)
+    );
+    assert_eq!(records.speakers(), ["agent", "caller", "agent", "agent"]);
+    assert_eq!(records.transcript.last().unwrap()["text"], GOODBYE);
+    records.assert_as_long_as_the_call();
 }
 
 /// A call in which the caller says one thing and then stays on the line; the server
