@@ -753,6 +753,40 @@ async fn at_its_turn_limit_the_agent_says_goodbye_and_ends_the_call() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_that_vanishes_mid_call_keeps_its_records() {
+    let (world, call_id) = world(brief_settings(), &[BOOKING]).await;
+    world.chat.push(Reply::text("Sure, for how many people?"));
+    let dial = dial(&world, &call_id, Dialect::Twilio);
+    let heard = place(
+        &dial,
+        Dialect::Twilio,
+        vec![
+            quiet(300),
+            Step::Say(speech("I would like to book a table.")),
+            quiet(300),
+            Step::Vanish,
+        ],
+    )
+    .await;
+    assert_eq!(stretches(&heard).len(), 2, "the greeting and the answer");
+    // The records are written once the server notices; the recording goes last.
+    for _ in 0..50 {
+        let events = call_events(&world, &call_id).await;
+        if events
+            .iter()
+            .any(|e| matches!(e, CallEvent::CallRecordingStored { .. }))
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let records = records(&world, &call_id).await;
+    assert_eq!((records.reason.as_str(), records.turns), ("stream_lost", 1));
+    assert_eq!(records.speakers(), ["agent", "caller", "agent"]);
+    records.assert_sides(&heard);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn at_its_longest_the_call_ends_with_a_goodbye() {
     // 30 s is the shortest limit an agent may have: the slowest test here, on purpose.
     let mut settings = brief_settings();

@@ -53,6 +53,9 @@ pub enum Step {
     Send(String),
     /// Hang up: send `stop` and close.
     HangUp,
+    /// Vanish: the connection drops with neither `stop` nor a close frame, as when the
+    /// carrier's side of the network fails.
+    Vanish,
 }
 
 /// Who is calling and where.
@@ -616,6 +619,12 @@ pub async fn call_as(
                             let _ = tx.send(send(wire.stop())).await;
                             steps.clear();
                             await_close(&mut rx, &mut heard, Duration::from_secs(10)).await;
+                            if let Some(since) = playout.playing_since.take() {
+                                heard.played.push((since, ms()));
+                            }
+                            return Ok(heard);
+                        }
+                        Some(Step::Vanish) => {
                             if let Some(since) = playout.playing_since.take() {
                                 heard.played.push((since, ms()));
                             }
