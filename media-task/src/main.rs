@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use anyhow::Context as _;
+use axum::serve::ListenerExt;
 use parley_media::call::{Calls, Vendors};
 use parley_media::server::{MediaState, service};
 use parley_shared::backend::Ports;
@@ -35,6 +36,10 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     tracing::info!(listen = %config.listen, "media task is up");
     let draining = state.clone();
+    // Audio frames go out as they are due, not held for a delayed ACK.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, service(state))
         .with_graceful_shutdown(async move {
             terminated().await;

@@ -45,10 +45,13 @@ impl Metrics {
         let turns = Counter::default();
         let barge_ins = Counter::default();
         let vendor_errors = Family::<VendorLabel, Counter>::default();
-        // 50 µs to ~3 s for the platform's own latency; 10 ms to ~20 s for responses.
-        let turn_to_brain = Histogram::new(exponential_buckets(0.000_05, 2.0, 16));
-        let voice_to_wire = Histogram::new(exponential_buckets(0.000_05, 2.0, 16));
-        let response = Histogram::new(exponential_buckets(0.01, 1.7, 16));
+        // The platform's own latency is tens of µs to a few ms, and its p99 is what
+        // matters: steps of 1.5× from 10 µs (to ~2.9 s) resolve it to within a
+        // quarter either way. Responses: steps of 1.25× from 10 ms (to ~25 s), fine
+        // enough to see a p95 move by tens of milliseconds.
+        let turn_to_brain = Histogram::new(exponential_buckets(0.000_01, 1.5, 32));
+        let voice_to_wire = Histogram::new(exponential_buckets(0.000_01, 1.5, 32));
+        let response = Histogram::new(exponential_buckets(0.01, 1.25, 36));
         registry.register("live_calls", "Calls being held now", live_calls.clone());
         registry.register("calls", "Calls admitted", calls.clone());
         registry.register(

@@ -672,7 +672,12 @@ impl Session<'_> {
     async fn voiced(&mut self, chunk: Option<Result<Bytes, VendorError>>) -> Option<End> {
         match chunk {
             Some(Ok(bytes)) => {
-                if self.outbound.is_empty() && self.voice_arrived.is_none() {
+                // Timed only when the line is idle: audio that arrives while earlier
+                // speech is still due waits for its turn by design.
+                if self.outbound.is_empty()
+                    && self.voice_arrived.is_none()
+                    && self.sent_until_ms <= self.now_ms()
+                {
                     self.voice_arrived = Some(Instant::now());
                 }
                 self.voicing.push(&bytes, &self.link, &mut self.outbound);

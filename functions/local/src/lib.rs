@@ -91,6 +91,10 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let workers = tokio::spawn(workers(stack.clone(), stopped));
+    // The media routes' audio frames go out as they are due, not held for an ACK.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let result = axum::serve(listener, app(stack))
         .with_graceful_shutdown(shutdown)
         .await;

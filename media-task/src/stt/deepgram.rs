@@ -139,7 +139,10 @@ impl SpeechToText for DeepgramStt {
             .headers_mut()
             .insert(http::header::AUTHORIZATION, auth);
 
-        let connecting = tokio_tungstenite::connect_async_with_config(request, None, true);
+        // A small read buffer, as on the carrier's socket (see `server::READ_BUFFER_BYTES`).
+        let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+            .read_buffer_size(crate::server::READ_BUFFER_BYTES);
+        let connecting = tokio_tungstenite::connect_async_with_config(request, Some(config), true);
         let (socket, _) = match tokio::time::timeout(FIRST_BYTE_WITHIN, connecting).await {
             Err(_) => return Err(VendorError::Timeout { vendor: VENDOR }),
             Ok(Err(e)) => return Err(handshake_error(e, self.endpoint.api_key.expose())),

@@ -25,6 +25,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use serde_json::json;
 use tokio::task::JoinHandle;
 
@@ -161,7 +162,13 @@ pub async fn start_with(script: Vec<String>, behaviour: Behaviour) -> std::io::R
         .route("/v1/listen", get(listen))
         .with_state(shared.clone());
     let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
+        let _ = axum::serve(
+            listener.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            }),
+            app,
+        )
+        .await;
     });
     Ok(Deepgram { addr, shared, task })
 }

@@ -19,6 +19,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use axum::serve::ListenerExt;
 use futures_util::stream;
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
@@ -184,7 +185,13 @@ pub async fn start() -> std::io::Result<OpenAiChatServer> {
         .route("/v1/chat/completions", post(completions))
         .with_state(shared.clone());
     let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
+        let _ = axum::serve(
+            listener.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            }),
+            app,
+        )
+        .await;
     });
     Ok(OpenAiChatServer { addr, shared, task })
 }

@@ -15,6 +15,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
+use axum::serve::ListenerExt;
 use bytes::Bytes;
 use futures_util::stream;
 use tokio::task::JoinHandle;
@@ -338,7 +339,13 @@ impl SpeechServer {
         let addr = listener.local_addr()?;
         let app = routes(shared.clone());
         let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
+            let _ = axum::serve(
+                listener.tap_io(|tcp| {
+                    let _ = tcp.set_nodelay(true);
+                }),
+                app,
+            )
+            .await;
         });
         Ok(SpeechServer {
             addr,
