@@ -26,7 +26,7 @@ use std::fmt;
 
 use serde_json::{Map, Value};
 
-use crate::twilio_stream::{Fields, into_number, into_string, read_frame, shown};
+use crate::twilio_stream::{Fields, into_number, into_string, read_frame, shown, wrong_type};
 pub use crate::twilio_stream::{MAX_FRAME_BYTES, Problem, StreamError};
 
 /// Why a message from ConversationRelay could not be read.
@@ -220,10 +220,7 @@ fn into_bool(value: Value) -> Result<bool, Problem> {
             "{:?} is not a boolean",
             shown(&s)
         ))),
-        other => Err(Problem::WrongType {
-            expected: "a boolean",
-            found: kind(&other),
-        }),
+        other => Err(wrong_type("a boolean", &other)),
     }
 }
 
@@ -237,17 +234,6 @@ fn key(value: Value) -> Result<char, Problem> {
             "{:?} is not a key (expected 0-9, *, # or A-D)",
             shown(&digit)
         ))),
-    }
-}
-
-fn kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 

@@ -615,7 +615,7 @@ pub(crate) fn into_number(value: Value) -> Result<u64, Problem> {
     }
 }
 
-fn wrong_type(expected: &'static str, found: &Value) -> Problem {
+pub(crate) fn wrong_type(expected: &'static str, found: &Value) -> Problem {
     Problem::WrongType {
         expected,
         found: kind(found),
