@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use axum::extract::ws::{Message as WsMessage, WebSocket};
 use bytes::Bytes;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use crate::audio::{AudioFormat, Encoding};
@@ -282,7 +282,10 @@ struct Session<'a> {
     conversation: Conversation,
     /// The recogniser's audio input and its results; `None` once it is gone.
     stt_audio: Option<mpsc::Sender<Bytes>>,
-    stt_events: Option<mpsc::Receiver<Hearing>>,
+    stt_events: Option<mpsc::Receiver<SttEvent>>,
+    /// The recogniser being opened, and the caller's audio held for it meanwhile.
+    stt_opening: Option<oneshot::Receiver<Result<SttStream, VendorError>>>,
+    stt_held: Option<mpsc::Receiver<Bytes>>,
     stt_reopens: u8,
     brain: Option<mpsc::Receiver<BrainEvent>>,
     /// The voice speaking now: the agent's, or the fallback once that failed.
@@ -349,6 +352,8 @@ pub async fn run(
         conversation: Conversation::new(parts.conversation.clone()),
         stt_audio: None,
         stt_events: None,
+        stt_opening: None,
+        stt_held: None,
         stt_reopens: 0,
         brain: None,
         voice: parts.voice.clone(),
@@ -408,6 +413,9 @@ impl Session<'_> {
                 event = recv_opt(&mut self.stt_events) => {
                     if let Some(end) = self.recognised(event).await { return end; }
                 }
+                opened = recv_once(&mut self.stt_opening) => {
+                    if let Some(end) = self.opened(opened).await { return end; }
+                }
                 event = recv_opt(&mut self.brain) => {
                     let input = match event {
                         Some(BrainEvent::Text(text)) => Input::ReplyText(text),
@@ -436,18 +444,61 @@ impl Session<'_> {
         }
     }
 
-    /// Opens the recogniser without holding up the call: the caller's audio waits in
-    /// the channel meanwhile (about a second of it), and whether it opened comes as an
-    /// event.
+    /// Opens the recogniser without holding up the call: the caller's audio is held
+    /// meanwhile (about a second of it) and handed over once it is open.
     fn open_recogniser(&mut self) {
         let config = SttConfig {
             sample_rate: self.link.sample_rate(),
             language: self.parts.language.clone(),
             endpointing_ms: self.parts.silence_ms,
         };
-        let (audio, events) = hear(self.parts.stt.clone(), config);
-        self.stt_audio = Some(audio);
-        self.stt_events = Some(events);
+        let (hold, held) = mpsc::channel(STT_HELD_FRAMES);
+        let (done, opening) = oneshot::channel();
+        let stt = self.parts.stt.clone();
+        tokio::spawn(async move {
+            // Once more when trying again can help.
+            let mut opened = stt.open(&config).await;
+            if opened.as_ref().is_err_and(VendorError::is_retryable) {
+                opened = stt.open(&config).await;
+            }
+            let _ = done.send(opened);
+        });
+        self.stt_audio = Some(hold);
+        self.stt_held = Some(held);
+        self.stt_events = None;
+        self.stt_opening = Some(opening);
+    }
+
+    /// The recogniser is open (its held audio goes to it first), or cannot be.
+    async fn opened(
+        &mut self,
+        opened: Result<Result<SttStream, VendorError>, oneshot::error::RecvError>,
+    ) -> Option<End> {
+        self.stt_opening = None;
+        let mut held = self.stt_held.take();
+        match opened {
+            Ok(Ok(SttStream { audio, events })) => {
+                if let Some(held) = &mut held {
+                    while let Ok(chunk) = held.try_recv() {
+                        if audio.try_send(chunk).is_err() {
+                            self.metrics.vendor_error("stt_backlog");
+                        }
+                    }
+                }
+                self.stt_audio = Some(audio);
+                self.stt_events = Some(events);
+                None
+            }
+            Ok(Err(e)) => {
+                self.vendor_failed(&e);
+                self.stt_audio = None;
+                self.act(Input::HearingFailed).await
+            }
+            Err(_) => {
+                self.stt_audio = None;
+                self.act(Input::HearingFailed).await
+            }
+        }
     }
 
     fn vendor_failed(&self, e: &VendorError) {
@@ -554,21 +605,18 @@ impl Session<'_> {
         }
     }
 
-    async fn recognised(&mut self, event: Option<Hearing>) -> Option<End> {
+    async fn recognised(&mut self, event: Option<SttEvent>) -> Option<End> {
         let input = match event {
-            Some(Hearing::Opened) => return None,
-            Some(Hearing::Heard(SttEvent::Final {
+            Some(SttEvent::Final {
                 text,
                 end_of_speech,
-            })) => Input::Transcript {
+            }) => Input::Transcript {
                 text,
                 end_of_speech,
             },
-            Some(Hearing::Heard(SttEvent::UtteranceEnd)) => Input::UtteranceEnd,
-            Some(Hearing::Heard(SttEvent::SpeechStarted | SttEvent::Interim { .. })) => {
-                return None;
-            }
-            Some(Hearing::Heard(SttEvent::Failed(e))) => {
+            Some(SttEvent::UtteranceEnd) => Input::UtteranceEnd,
+            Some(SttEvent::SpeechStarted | SttEvent::Interim { .. }) => return None,
+            Some(SttEvent::Failed(e)) => {
                 self.vendor_failed(&e);
                 // A fresh stream, a few times a call; then give up politely.
                 if self.stt_reopens < MAX_STT_REOPENS {
@@ -576,12 +624,6 @@ impl Session<'_> {
                     self.open_recogniser();
                     return None;
                 }
-                self.stt_audio = None;
-                self.stt_events = None;
-                Input::HearingFailed
-            }
-            Some(Hearing::NotOpened(e)) => {
-                self.vendor_failed(&e);
                 self.stt_audio = None;
                 self.stt_events = None;
                 Input::HearingFailed
@@ -825,79 +867,23 @@ impl Session<'_> {
     }
 }
 
-/// What the recogniser's side of a session hears.
-enum Hearing {
-    Opened,
-    /// It could not be opened (after a retry where one can help).
-    NotOpened(VendorError),
-    Heard(SttEvent),
-}
-
-/// How much caller audio waits while the recogniser opens (20 ms frames).
-const STT_BACKLOG_FRAMES: usize = 64;
-
-/// A recogniser stream opened in the background: the session sends audio and reads
-/// events at once, whatever the vendor's handshake takes.
-fn hear(
-    stt: Arc<dyn SpeechToText>,
-    config: SttConfig,
-) -> (mpsc::Sender<Bytes>, mpsc::Receiver<Hearing>) {
-    let (audio_tx, audio_rx) = mpsc::channel::<Bytes>(STT_BACKLOG_FRAMES);
-    let (events_tx, events_rx) = mpsc::channel(32);
-    tokio::spawn(async move {
-        let mut attempt = 0;
-        let stream = loop {
-            match stt.open(&config).await {
-                Ok(stream) => break stream,
-                Err(e) if attempt == 0 && e.is_retryable() => attempt += 1,
-                Err(e) => {
-                    let _ = events_tx.send(Hearing::NotOpened(e)).await;
-                    return;
-                }
-            }
-        };
-        if events_tx.send(Hearing::Opened).await.is_ok() {
-            pump(audio_rx, events_tx, stream).await;
-        }
-    });
-    (audio_tx, events_rx)
-}
-
-/// Carries the session's audio to the recogniser and its events back, until the
-/// session stops sending (then the recogniser finishes what it heard) or either side
-/// goes away.
-async fn pump(
-    mut audio_rx: mpsc::Receiver<Bytes>,
-    events_tx: mpsc::Sender<Hearing>,
-    stream: SttStream,
-) {
-    let SttStream { audio, mut events } = stream;
-    let mut audio = Some(audio);
-    loop {
-        tokio::select! {
-            chunk = audio_rx.recv(), if audio.is_some() => match (chunk, &audio) {
-                (Some(chunk), Some(to)) => {
-                    // A recogniser that is gone says so in its events.
-                    let _ = to.send(chunk).await;
-                }
-                _ => audio = None,
-            },
-            event = events.recv() => match event {
-                Some(event) => {
-                    if events_tx.send(Hearing::Heard(event)).await.is_err() {
-                        return;
-                    }
-                }
-                None => return,
-            },
-        }
-    }
-}
+/// How much caller audio is held while the recogniser opens (20 ms frames).
+const STT_HELD_FRAMES: usize = 64;
 
 /// The next item of an optional channel; never ready when there is none.
 async fn recv_opt<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
     match rx {
         Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The value of an optional one-shot; never ready when there is none.
+async fn recv_once<T>(
+    rx: &mut Option<oneshot::Receiver<T>>,
+) -> Result<T, oneshot::error::RecvError> {
+    match rx {
+        Some(rx) => rx.await,
         None => std::future::pending().await,
     }
 }
