@@ -11,7 +11,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use parley_shared::domain::agent::{AgentSettings, VendorChoice, VoiceProvider};
-use parley_shared::secrets::{SecretStore, SecretString, vendor_key_name};
+use parley_shared::secrets::{SecretStore, vendor_key_name};
 
 use crate::call::Voices;
 use crate::llm::LanguageModel;
@@ -22,30 +22,8 @@ use crate::tts::TextToSpeech;
 use crate::tts::cartesia::{self, Cartesia, CartesiaVoice};
 use crate::tts::elevenlabs::{self, ElevenLabs, ElevenLabsVoice};
 use crate::tts::openai::{self as openai_tts, OpenAiSpeech, OpenAiVoice};
-use crate::vendor::Endpoint;
+use crate::vendor::{Account, Endpoint};
 use crate::voices::EnvVoices;
-
-/// A vendor as the deployment configures it: what an agent's choice falls back to.
-#[derive(Clone, Debug)]
-pub struct Account {
-    pub base_url: String,
-    pub api_key: Option<SecretString>,
-}
-
-impl Account {
-    /// `<PREFIX>_BASE_URL` (else `default_base`) and `<PREFIX>_API_KEY`, if set.
-    pub fn from_env(prefix: &str, default_base: &str) -> Account {
-        let var = |name: &str| {
-            std::env::var(format!("{prefix}_{name}"))
-                .ok()
-                .filter(|v| !v.trim().is_empty())
-        };
-        Account {
-            base_url: var("BASE_URL").unwrap_or_else(|| default_base.to_owned()),
-            api_key: var("API_KEY").map(SecretString::new),
-        }
-    }
-}
 
 /// The deployment's vendor accounts, and whether agents may point at private addresses.
 #[derive(Clone, Debug)]
@@ -123,7 +101,7 @@ impl Deployment {
             .endpoint(&self.deepgram, choice, field, secrets, tenant_id)
             .await?;
         let stt = DeepgramStt::new(endpoint);
-        let stt = match &choice.model {
+        let stt = match choice.model.as_ref().or(self.deepgram.model.as_ref()) {
             Some(model) => stt.with_model(model.as_str()),
             None => stt,
         };
@@ -147,7 +125,7 @@ impl Deployment {
         let model = choice
             .model
             .clone()
-            .or_else(|| std::env::var("OPENAI_MODEL").ok())
+            .or_else(|| self.openai.model.clone())
             .unwrap_or_else(|| OpenAiChat::DEFAULT_MODEL.to_owned());
         Ok(Some(Arc::new(OpenAiChat::with_http_client(
             self.http.clone(),
@@ -176,7 +154,9 @@ impl Deployment {
                     .endpoint(&self.elevenlabs, choice, field, secrets, tenant_id)
                     .await?;
                 let mut voice = ElevenLabsVoice::new(elevenlabs::DEFAULT_VOICE_ID);
-                voice.model_id = model.unwrap_or(voice.model_id);
+                voice.model_id = model
+                    .or_else(|| self.elevenlabs.model.clone())
+                    .unwrap_or(voice.model_id);
                 EnvVoices::one_of(Some(ElevenLabs::new(endpoint, voice)), None, None)
             }
             VoiceProvider::Cartesia => {
@@ -184,7 +164,9 @@ impl Deployment {
                     .endpoint(&self.cartesia, choice, field, secrets, tenant_id)
                     .await?;
                 let mut voice = CartesiaVoice::new(cartesia::DEFAULT_VOICE_ID);
-                voice.model_id = model.unwrap_or(voice.model_id);
+                voice.model_id = model
+                    .or_else(|| self.cartesia.model.clone())
+                    .unwrap_or(voice.model_id);
                 EnvVoices::one_of(None, Some(Cartesia::new(endpoint, voice)), None)
             }
             VoiceProvider::Openai => {
@@ -294,6 +276,7 @@ mod tests {
     use parley_shared::clock::SystemClock;
     use parley_shared::domain::agent::VendorChoice;
     use parley_shared::embedded::Embedded;
+    use parley_shared::secrets::SecretString;
     use parley_vendors::{deepgram, elevenlabs, openai_chat};
 
     use super::*;
@@ -320,6 +303,7 @@ mod tests {
         let wrong = || Account {
             base_url: "https://vendor.invalid".into(),
             api_key: Some(SecretString::new("deployment-key".into())),
+            model: None,
         };
         Deployment::new(wrong(), wrong(), wrong(), wrong()).allowing_private_urls(true)
     }
@@ -427,6 +411,27 @@ mod tests {
                 .starts_with("vendors.language_model.base_url"),
             "{err}"
         );
+        // A choice without a model takes the deployment's.
+        settings.vendors.language_model = Some(choosing(&chat.url(), "groq", None));
+        let mut named = deployment();
+        named.openai.model = Some("deployment-model".into());
+        let llm = named
+            .llm(secrets, TENANT, &settings)
+            .await
+            .unwrap()
+            .unwrap();
+        chat.push(openai_chat::Reply::text("Hi."));
+        let mut events = llm
+            .stream(ChatRequest {
+                messages: vec![Message::User {
+                    content: "hi".into(),
+                }],
+                tools: vec![],
+            })
+            .await
+            .unwrap();
+        while events.recv().await.is_some() {}
+        assert_eq!(chat.requests()[1].body["model"], "deployment-model");
         // An agent that chooses nothing uses the deployment's.
         let plain = AgentSettings::named("Sam");
         assert!(

@@ -38,12 +38,41 @@ impl Endpoint {
     /// `<PREFIX>_BASE_URL` (else `default_base`) and `<PREFIX>_API_KEY` from the
     /// environment; `None` when there is no key.
     pub fn from_env(prefix: &str, default_base: &str) -> Option<Endpoint> {
-        let key = std::env::var(format!("{prefix}_API_KEY")).ok()?;
-        let base = std::env::var(format!("{prefix}_BASE_URL"))
-            .ok()
-            .filter(|b| !b.is_empty())
-            .unwrap_or_else(|| default_base.to_owned());
-        Some(Endpoint::new(&base, SecretString::new(key)))
+        Account::from_env(prefix, default_base).endpoint()
+    }
+}
+
+/// A vendor as the deployment configures it in the environment: where it is, the
+/// key if one is set, and the model if one is named. Agents' own choices fall back to
+/// it (see `crate::choice`).
+#[derive(Clone, Debug)]
+pub struct Account {
+    pub base_url: String,
+    pub api_key: Option<SecretString>,
+    pub model: Option<String>,
+}
+
+impl Account {
+    /// `<PREFIX>_BASE_URL` (else `default_base`), `<PREFIX>_API_KEY` and
+    /// `<PREFIX>_MODEL` (or `_MODEL_ID`, as the voice vendors name theirs).
+    pub fn from_env(prefix: &str, default_base: &str) -> Account {
+        let var = |name: &str| {
+            std::env::var(format!("{prefix}_{name}"))
+                .ok()
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        Account {
+            base_url: var("BASE_URL").unwrap_or_else(|| default_base.to_owned()),
+            api_key: var("API_KEY").map(SecretString::new),
+            model: var("MODEL").or_else(|| var("MODEL_ID")),
+        }
+    }
+
+    /// The endpoint, when there is a key to open it.
+    pub fn endpoint(&self) -> Option<Endpoint> {
+        let key = self.api_key.clone()?;
+        Some(Endpoint::new(&self.base_url, key))
     }
 }
 

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use super::{ChatRequest, LanguageModel, LlmEvent, Message, ToolCall};
-use crate::vendor::{Endpoint, FIRST_BYTE_WITHIN, VendorError};
+use crate::vendor::{Account, Endpoint, FIRST_BYTE_WITHIN, VendorError};
 
 const VENDOR: &str = "openai";
 
@@ -93,13 +93,12 @@ impl OpenAiChat {
     /// `OPENAI_BASE_URL` (default [`Self::DEFAULT_BASE_URL`]), `OPENAI_API_KEY`, and
     /// `OPENAI_MODEL` (default [`Self::DEFAULT_MODEL`]); `None` when there is no key.
     pub fn from_env() -> Option<OpenAiChat> {
-        let endpoint = Endpoint::from_env("OPENAI", Self::DEFAULT_BASE_URL)?;
-        let model = std::env::var("OPENAI_MODEL")
-            .ok()
-            .map(|m| m.trim().to_owned())
-            .filter(|m| !m.is_empty())
+        let account = Account::from_env("OPENAI", Self::DEFAULT_BASE_URL);
+        let model = account
+            .model
+            .clone()
             .unwrap_or_else(|| Self::DEFAULT_MODEL.to_owned());
-        Some(OpenAiChat::new(endpoint, model))
+        Some(OpenAiChat::new(account.endpoint()?, model))
     }
 
     pub fn with_temperature(self, temperature: f32) -> OpenAiChat {

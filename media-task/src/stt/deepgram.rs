@@ -19,7 +19,7 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::{self, Message, client::IntoClientRequest, http};
 
 use super::{SpeechToText, SttConfig, SttEvent, SttStream};
-use crate::vendor::{Endpoint, FIRST_BYTE_WITHIN, VendorError};
+use crate::vendor::{Account, Endpoint, FIRST_BYTE_WITHIN, VendorError};
 
 const VENDOR: &str = "deepgram";
 
@@ -79,11 +79,11 @@ impl DeepgramStt {
     /// `DEEPGRAM_BASE_URL` (default [`Self::DEFAULT_BASE_URL`]), `DEEPGRAM_API_KEY` and
     /// optionally `DEEPGRAM_MODEL`; `None` when there is no key.
     pub fn from_env() -> Option<DeepgramStt> {
-        let endpoint = Endpoint::from_env("DEEPGRAM", Self::DEFAULT_BASE_URL)?;
-        let stt = DeepgramStt::new(endpoint);
-        Some(match std::env::var("DEEPGRAM_MODEL") {
-            Ok(model) if !model.trim().is_empty() => stt.with_model(model.trim()),
-            _ => stt,
+        let account = Account::from_env("DEEPGRAM", Self::DEFAULT_BASE_URL);
+        let stt = DeepgramStt::new(account.endpoint()?);
+        Some(match account.model {
+            Some(model) => stt.with_model(model),
+            None => stt,
         })
     }
 
