@@ -15,7 +15,6 @@
 //! after some finals, or send garbage instead of a final.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -25,9 +24,9 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::serve::ListenerExt;
 use serde_json::json;
-use tokio::task::JoinHandle;
+
+use crate::loopback::{Served, serve, settle};
 
 /// The one key the server accepts.
 pub const KEY: &str = "dg-local-key-0123456789abcdef";
@@ -137,9 +136,8 @@ fn fallback(said: usize) -> String {
 
 /// A running local Deepgram. Stops when dropped.
 pub struct Deepgram {
-    addr: SocketAddr,
+    served: Served,
     shared: Shared,
-    task: JoinHandle<()>,
 }
 
 /// A well-behaved server whose finals say `script`, in order, across all connections.
@@ -156,27 +154,17 @@ pub async fn start_with(script: Vec<String>, behaviour: Behaviour) -> std::io::R
             finals_said: 0,
         })),
     };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
     let app = Router::new()
         .route("/v1/listen", get(listen))
         .with_state(shared.clone());
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(
-            listener.tap_io(|tcp| {
-                let _ = tcp.set_nodelay(true);
-            }),
-            app,
-        )
-        .await;
-    });
-    Ok(Deepgram { addr, shared, task })
+    let served = serve(app).await?;
+    Ok(Deepgram { served, shared })
 }
 
 impl Deepgram {
     /// The base URL a client is pointed at (`ws://127.0.0.1:port`).
     pub fn url(&self) -> String {
-        format!("ws://{}", self.addr)
+        format!("ws://{}", self.served.addr)
     }
 
     /// The one key the server accepts.
@@ -191,25 +179,11 @@ impl Deepgram {
 
     /// Waits (up to `within`) until connection `index` has ended; returns whether it has.
     pub async fn wait_ended(&self, index: usize, within: Duration) -> bool {
-        let deadline = tokio::time::Instant::now() + within;
-        loop {
-            let ended = self
-                .shared
-                .lock()
-                .connections
-                .get(index)
-                .is_some_and(|c| c.ended);
-            if ended || tokio::time::Instant::now() >= deadline {
-                return ended;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
-}
-
-impl Drop for Deepgram {
-    fn drop(&mut self) {
-        self.task.abort();
+        let ended = || {
+            let inner = self.shared.lock();
+            inner.connections.get(index).is_some_and(|c| c.ended)
+        };
+        settle(within, ended, |ended| *ended).await
     }
 }
 

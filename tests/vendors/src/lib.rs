@@ -5,6 +5,7 @@
 pub mod cartesia;
 pub mod deepgram;
 pub mod elevenlabs;
+mod loopback;
 pub mod openai_chat;
 pub mod openai_speech;
 pub mod relay_caller;

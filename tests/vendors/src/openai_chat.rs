@@ -9,7 +9,6 @@
 //! `data: [DONE]`; a request without `"stream": true` gets one `chat.completion` object.
 
 use std::collections::VecDeque;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -19,10 +18,10 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use axum::serve::ListenerExt;
 use futures_util::stream;
 use serde_json::{Value, json};
-use tokio::task::JoinHandle;
+
+use crate::loopback::{Served, serve, settle};
 
 /// The one key the server accepts.
 pub const KEY: &str = "sk-local-chat-key-0123456789";
@@ -167,9 +166,8 @@ impl Shared {
 
 /// A running local chat-completions server. Stops when dropped.
 pub struct OpenAiChatServer {
-    addr: SocketAddr,
+    served: Served,
     shared: Shared,
-    task: JoinHandle<()>,
 }
 
 pub async fn start() -> std::io::Result<OpenAiChatServer> {
@@ -179,27 +177,17 @@ pub async fn start() -> std::io::Result<OpenAiChatServer> {
             replies: VecDeque::new(),
         })),
     };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
     let app = Router::new()
         .route("/v1/chat/completions", post(completions))
         .with_state(shared.clone());
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(
-            listener.tap_io(|tcp| {
-                let _ = tcp.set_nodelay(true);
-            }),
-            app,
-        )
-        .await;
-    });
-    Ok(OpenAiChatServer { addr, shared, task })
+    let served = serve(app).await?;
+    Ok(OpenAiChatServer { served, shared })
 }
 
 impl OpenAiChatServer {
     /// The base URL a client is pointed at (`http://127.0.0.1:port/v1`).
     pub fn url(&self) -> String {
-        format!("http://{}/v1", self.addr)
+        format!("http://{}/v1", self.served.addr)
     }
 
     /// The one key the server accepts.
@@ -220,20 +208,8 @@ impl OpenAiChatServer {
     /// Waits (up to `within`) until request `index`'s stream has ended; returns how it
     /// ended, `Streaming` if it is still going.
     pub async fn wait_for_end(&self, index: usize, within: Duration) -> Option<StreamEnd> {
-        let deadline = tokio::time::Instant::now() + within;
-        loop {
-            let end = self.shared.lock().requests.get(index).and_then(|r| r.end);
-            if end != Some(StreamEnd::Streaming) || tokio::time::Instant::now() >= deadline {
-                return end;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
-}
-
-impl Drop for OpenAiChatServer {
-    fn drop(&mut self) {
-        self.task.abort();
+        let end = || self.shared.lock().requests.get(index).and_then(|r| r.end);
+        settle(within, end, |end| *end != Some(StreamEnd::Streaming)).await
     }
 }
 

@@ -7,7 +7,6 @@
 //! whole text was spoken, and can compute the exact bytes with [`audio`].
 
 use std::collections::{BTreeMap, VecDeque};
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -15,10 +14,10 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use axum::serve::ListenerExt;
 use bytes::Bytes;
 use futures_util::stream;
-use tokio::task::JoinHandle;
+
+use crate::loopback::{Served, serve, settle};
 
 /// Milliseconds of audio per character of text, at speed 1.
 pub const MS_PER_CHAR: u32 = 60;
@@ -309,10 +308,9 @@ impl Drop for EndGuard {
 
 /// A running local speech server. Stops when dropped.
 pub struct SpeechServer {
-    addr: SocketAddr,
+    served: Served,
     base_path: &'static str,
     shared: Shared,
-    task: JoinHandle<()>,
 }
 
 impl SpeechServer {
@@ -335,29 +333,17 @@ impl SpeechServer {
                 },
             })),
         };
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        let app = routes(shared.clone());
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(
-                listener.tap_io(|tcp| {
-                    let _ = tcp.set_nodelay(true);
-                }),
-                app,
-            )
-            .await;
-        });
+        let served = serve(routes(shared.clone())).await?;
         Ok(SpeechServer {
-            addr,
+            served,
             base_path,
             shared,
-            task,
         })
     }
 
     /// The base URL a client is pointed at.
     pub fn url(&self) -> String {
-        format!("http://{}{}", self.addr, self.base_path)
+        format!("http://{}{}", self.served.addr, self.base_path)
     }
 
     /// The one key the server accepts.
@@ -404,20 +390,8 @@ impl SpeechServer {
     /// Waits (up to `within`) until request `index`'s stream has ended; returns how
     /// it ended, or `Streaming` if it is still going.
     pub async fn wait_for_end(&self, index: usize, within: Duration) -> Option<StreamEnd> {
-        let deadline = tokio::time::Instant::now() + within;
-        loop {
-            let end = self.shared.lock().requests.get(index).and_then(|r| r.end);
-            if end != Some(StreamEnd::Streaming) || tokio::time::Instant::now() >= deadline {
-                return end;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
-}
-
-impl Drop for SpeechServer {
-    fn drop(&mut self) {
-        self.task.abort();
+        let end = || self.shared.lock().requests.get(index).and_then(|r| r.end);
+        settle(within, end, |end| *end != Some(StreamEnd::Streaming)).await
     }
 }
 
