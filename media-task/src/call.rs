@@ -122,6 +122,21 @@ pub enum CallSetupError {
     Store(#[from] parley_shared::error::StoreError),
 }
 
+/// The context a call's events are written in, and its id. The token was minted for
+/// this id, so it parses; one that does not is no call of ours.
+pub(crate) fn admitted(claims: &StreamClaims) -> Option<(Context, CallId)> {
+    let Ok(id) = CallId::parse(&claims.call_id) else {
+        tracing::warn!(tenant_id = %claims.tenant_id, call_id = %claims.call_id, "not a call id");
+        return None;
+    };
+    let ctx = Context {
+        tenant_id: claims.tenant_id.clone(),
+        correlation_id: claims.call_id.clone(),
+        idempotency_key: None,
+    };
+    Some((ctx, id))
+}
+
 /// Who a call is for.
 pub(crate) struct Callee {
     pub settings: AgentSettings,
@@ -160,17 +175,10 @@ impl Calls {
         link: Link,
         metrics: &Metrics,
     ) -> End {
-        let ctx = Context {
-            tenant_id: claims.tenant_id.clone(),
-            correlation_id: claims.call_id.clone(),
-            idempotency_key: None,
-        };
-        let call_id = claims.call_id.as_str();
-        // The token was minted for this id, so it parses; a bad one is no call of ours.
-        let Ok(id) = CallId::parse(call_id) else {
-            tracing::warn!(tenant_id = %claims.tenant_id, call_id, "not a call id");
+        let Some((ctx, id)) = admitted(claims) else {
             return End::Conversation(conversation::EndReason::VendorFailed);
         };
+        let call_id = claims.call_id.as_str();
         let parts = match self.parts(&id, &claims.tenant_id).await {
             Ok(parts) => parts,
             Err(e) => {
@@ -206,7 +214,8 @@ impl Calls {
         let Callee { settings, greeting } = self.callee(call_id, tenant_id).await?;
         let vendors = &self.vendors;
         let secrets = &*self.ports.secrets;
-        let stt = match self.deployment(&settings)? {
+        let chosen = self.deployment(&settings)?;
+        let stt = match chosen {
             Some(d) => d.stt(secrets, tenant_id, &settings).await?,
             None => None,
         };
@@ -214,7 +223,7 @@ impl Calls {
             .or_else(|| vendors.stt.clone())
             .ok_or(CallSetupError::NoVendor("speech recogniser"))?;
         let brain = self.brain(tenant_id, &settings).await?;
-        let voice = match self.deployment(&settings)? {
+        let voice = match chosen {
             Some(d) => d.voice(secrets, tenant_id, &settings).await?,
             None => None,
         };

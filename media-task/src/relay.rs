@@ -27,20 +27,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{Message as WsMessage, WebSocket};
-use parley_shared::aggregate::Context;
 use parley_shared::domain::call::CallEvent;
-use parley_shared::domain::ids::CallId;
 use parley_shared::streamtoken::StreamClaims;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::brain::{Brain, BrainEvent};
-use crate::call::{Callee, Calls, conversation_settings};
+use crate::call::{Callee, Calls, admitted, conversation_settings};
 use crate::conversation::{CallerInput, EndReason, Note, Settings, Speaker, ToolUse, Turn};
 use crate::llm::{Message, ToolCall};
 use crate::metrics::Metrics;
 use crate::relay_stream::{self, Inbound, Setup};
-use crate::session::{End, Outcome};
+use crate::session::{End, Outcome, recv_opt};
 
 /// How fast ConversationRelay's voices speak, in characters a second (about 160 words
 /// a minute), for the closing line's playout estimate. On the slow side: waiting a
@@ -64,17 +62,10 @@ impl Calls {
         setup: &Setup,
         metrics: &Metrics,
     ) -> End {
-        let ctx = Context {
-            tenant_id: claims.tenant_id.clone(),
-            correlation_id: claims.call_id.clone(),
-            idempotency_key: None,
-        };
-        let (tenant_id, call_id) = (claims.tenant_id.as_str(), claims.call_id.as_str());
-        // The token was minted for this id, so it parses; a bad one is no call of ours.
-        let Ok(id) = CallId::parse(call_id) else {
-            tracing::warn!(tenant_id, call_id, "not a call id");
+        let Some((ctx, id)) = admitted(claims) else {
             return End::Conversation(EndReason::VendorFailed);
         };
+        let (tenant_id, call_id) = (claims.tenant_id.as_str(), claims.call_id.as_str());
         let Callee { settings, greeting } = match self.callee(&id, tenant_id).await {
             Ok(callee) => callee,
             Err(e) => {
@@ -279,14 +270,6 @@ impl RelayCall<'_> {
             recorder: None,
             notes: std::mem::take(&mut self.notes),
         }
-    }
-}
-
-/// The next item of an optional channel; never ready when there is none.
-async fn recv_opt<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
-    match rx {
-        Some(rx) => rx.recv().await,
-        None => std::future::pending().await,
     }
 }
 

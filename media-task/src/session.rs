@@ -871,7 +871,7 @@ impl Session<'_> {
 const STT_HELD_FRAMES: usize = 64;
 
 /// The next item of an optional channel; never ready when there is none.
-async fn recv_opt<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
+pub(crate) async fn recv_opt<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
     match rx {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,

@@ -388,7 +388,7 @@ async fn carrier_credentials_are_write_only() {
 async fn vendor_keys_are_write_only_chosen_by_agents_and_kept_while_chosen() {
     let api = Api::new();
     let (id, key) = api.tenant("Acme").await;
-    let (other, other_key) = api.tenant("Bolt").await;
+    let (_, other_key) = api.tenant("Bolt").await;
     let secret = "gsk_vendor-key-5e4d3c2b1a";
     let path = format!("/v1/tenants/{id}/vendor-keys/groq");
     let (status, reply) = api
@@ -498,7 +498,6 @@ async fn vendor_keys_are_write_only_chosen_by_agents_and_kept_while_chosen() {
 
     let events = api.ports.events.read_all(None, 1000).await.unwrap();
     assert!(events.iter().all(|e| !e.data.to_string().contains(secret)));
-    let _ = other;
 }
 
 #[tokio::test]
