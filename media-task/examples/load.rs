@@ -39,17 +39,22 @@
 //! (print the task's `/metrics` after each level), `--repeat` (run each level this many
 //! times and report the run the least disturbed by other processes on the machine).
 
+// The whole-call tests' store scene: an agent and the calls requested for it.
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::{Context as _, Result, anyhow, bail};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use common::Scene;
 use futures_util::{SinkExt, StreamExt};
 use parley_media::call::{Calls, OneVoice, Vendors};
 use parley_media::llm::openai::OpenAiChat;
@@ -58,16 +63,9 @@ use parley_media::server::{MediaState, service};
 use parley_media::stt::deepgram::DeepgramStt;
 use parley_media::tts::elevenlabs::{ElevenLabs, ElevenLabsVoice};
 use parley_media::vendor::Endpoint;
-use parley_shared::aggregate::{self, Context};
-use parley_shared::backend::Ports;
-use parley_shared::clock::SystemClock;
-use parley_shared::domain::agent::{Agent, AgentCommand, AgentSettings};
-use parley_shared::domain::call::{Call, CallCommand, Carrier, Direction};
-use parley_shared::domain::ids::{AgentId, CallId};
-use parley_shared::domain::values::PhoneNumber;
-use parley_shared::embedded::Embedded;
+use parley_shared::domain::agent::AgentSettings;
+use parley_shared::domain::call::Carrier;
 use parley_shared::secrets::SecretString;
-use parley_shared::streamtoken::{self, StreamClaims};
 use parley_vendors::{deepgram, elevenlabs, openai_chat};
 use serde::Deserialize;
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -255,56 +253,14 @@ async fn serve_calls(
     dir: &Path,
     closed: tokio::sync::oneshot::Receiver<()>,
 ) -> Result<()> {
-    let embedded = Embedded::open(dir, Arc::new(SystemClock), "http://127.0.0.1:1".into(), 5)?;
-    let ports = Ports::embedded(embedded);
-    let ctx = Context {
-        tenant_id: TENANT.into(),
-        correlation_id: "load".into(),
-        idempotency_key: None,
-    };
-    let agent_id = AgentId::new();
-    aggregate::execute::<Agent>(
-        &*ports.events,
-        &*ports.clock,
-        &agent_id.stream(),
-        &ctx,
-        AgentCommand::Create {
-            settings: agent_settings(),
-        },
-    )
-    .await
-    .map_err(|e| anyhow!("creating the agent: {e:?}"))?;
-    let expires_at = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs() as i64 + 3_600;
+    let scene = Scene::in_dir(dir, TENANT, agent_settings()).await;
     let mut announced = String::new();
     for _ in 0..options.calls {
-        let call_id = CallId::new();
-        aggregate::execute::<Call>(
-            &*ports.events,
-            &*ports.clock,
-            &call_id.stream(),
-            &ctx,
-            CallCommand::Request {
-                direction: Direction::Inbound,
-                carrier: Carrier::Twilio,
-                from: PhoneNumber::parse("+14155550123")?,
-                to: PhoneNumber::parse("+14155550100")?,
-                agent_id: agent_id.clone(),
-                lead_id: None,
-                campaign_id: None,
-                attempt: 0,
-            },
-        )
-        .await
-        .map_err(|e| anyhow!("creating a call: {e:?}"))?;
-        let claims = StreamClaims {
-            tenant_id: TENANT.into(),
-            call_id: call_id.to_string(),
-            expires_at,
-        };
-        let token = streamtoken::mint(SECRET.as_bytes(), &claims)
-            .map_err(|e| anyhow!("minting a stream token: {e:?}"))?;
+        let call_id = scene.call(Carrier::Twilio, None).await;
+        let token = scene.token(SECRET, &call_id, 60);
         writeln!(announced, "call {call_id} {token}")?;
     }
+    let ports = scene.ports.clone();
 
     let stt = DeepgramStt::new(Endpoint::new(
         &options.deepgram,

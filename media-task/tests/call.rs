@@ -6,10 +6,12 @@
 //! frames, and the transcript, recording and events each call leaves behind.
 
 use std::net::SocketAddr;
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
+use common::Scene;
 use parley_media::call::{Calls, OneVoice, Vendors};
 use parley_media::llm::openai::OpenAiChat;
 use parley_media::resample::Resampler;
@@ -18,16 +20,10 @@ use parley_media::stt::deepgram::DeepgramStt;
 use parley_media::tts::elevenlabs::{ElevenLabs, ElevenLabsVoice};
 use parley_media::tts::flite::Flite;
 use parley_media::vendor::Endpoint;
-use parley_shared::aggregate::{self, Context};
-use parley_shared::backend::Ports;
-use parley_shared::clock::SystemClock;
-use parley_shared::domain::agent::{Agent, AgentCommand, AgentSettings};
-use parley_shared::domain::call::{Call, CallCommand, CallEvent, Carrier, Direction};
-use parley_shared::domain::ids::{AgentId, CallId};
-use parley_shared::domain::values::PhoneNumber;
-use parley_shared::embedded::Embedded;
+use parley_shared::domain::agent::AgentSettings;
+use parley_shared::domain::call::{CallEvent, Carrier};
+use parley_shared::domain::ids::CallId;
 use parley_shared::secrets::SecretString;
-use parley_shared::streamtoken::{self, StreamClaims};
 use parley_vendors::openai_chat::Reply;
 use parley_vendors::twilio_caller::{self, Dial, Dialect, Heard, Step};
 use parley_vendors::{deepgram, elevenlabs, openai_chat, speech as tone};
@@ -89,22 +85,12 @@ impl Setup {
 }
 
 struct World {
-    ports: Ports,
-    _dir: tempfile::TempDir,
+    scene: Scene,
     /// `ws://127.0.0.1:port` of the media task.
     base: String,
-    agent_id: AgentId,
     deepgram: deepgram::Deepgram,
     chat: openai_chat::OpenAiChatServer,
     voice: parley_vendors::speech::SpeechServer,
-}
-
-fn ctx() -> Context {
-    Context {
-        tenant_id: TENANT.into(),
-        correlation_id: "test".into(),
-        idempotency_key: None,
-    }
 }
 
 async fn world(settings: AgentSettings, phrases: &[&str]) -> (World, CallId) {
@@ -114,28 +100,7 @@ async fn world(settings: AgentSettings, phrases: &[&str]) -> (World, CallId) {
 /// A media task holding calls for one agent, its vendors local servers, and one call
 /// requested for it.
 async fn world_with(setup: Setup) -> (World, CallId) {
-    let dir = tempfile::tempdir().unwrap();
-    let embedded = Embedded::open(
-        dir.path(),
-        Arc::new(SystemClock),
-        "http://127.0.0.1:1".into(),
-        5,
-    )
-    .unwrap();
-    let ports = Ports::embedded(embedded);
-    let agent_id = AgentId::new();
-    aggregate::execute::<Agent>(
-        &*ports.events,
-        &*ports.clock,
-        &agent_id.stream(),
-        &ctx(),
-        AgentCommand::Create {
-            settings: setup.settings,
-        },
-    )
-    .await
-    .unwrap();
-
+    let scene = Scene::new(TENANT, setup.settings).await;
     let deepgram = deepgram::start_with(setup.phrases, setup.deepgram)
         .await
         .unwrap();
@@ -167,19 +132,17 @@ async fn world_with(setup: Setup) -> (World, CallId) {
         let flite = Flite::new("kal").await.expect("flite is installed");
         vendors.fallback_voice = Some(Arc::new(flite));
     }
-    let state =
-        MediaState::new(ports.clock.clone(), SecretString::new(SECRET.into())).with_calls(Calls {
-            ports: ports.clone(),
+    let state = MediaState::new(scene.ports.clock.clone(), SecretString::new(SECRET.into()))
+        .with_calls(Calls {
+            ports: scene.ports.clone(),
             vendors,
         });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("ws://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, service(state)).await });
     let world = World {
-        ports,
-        _dir: dir,
+        scene,
         base,
-        agent_id,
         deepgram,
         chat,
         voice,
@@ -191,26 +154,7 @@ async fn world_with(setup: Setup) -> (World, CallId) {
 impl World {
     /// A call to the agent, as the voice webhook requests it before the stream opens.
     async fn request_call(&self, carrier: Carrier) -> CallId {
-        let call_id = CallId::new();
-        aggregate::execute::<Call>(
-            &*self.ports.events,
-            &*self.ports.clock,
-            &call_id.stream(),
-            &ctx(),
-            CallCommand::Request {
-                direction: Direction::Inbound,
-                carrier,
-                from: PhoneNumber::parse("+14155550123").unwrap(),
-                to: PhoneNumber::parse("+14155550100").unwrap(),
-                agent_id: self.agent_id.clone(),
-                lead_id: None,
-                campaign_id: None,
-                attempt: 0,
-            },
-        )
-        .await
-        .unwrap();
-        call_id
+        self.scene.call(carrier, None).await
     }
 
     async fn metrics(&self) -> String {
@@ -237,12 +181,7 @@ async fn one_connection_to(target: SocketAddr) -> String {
 
 /// The caller's side of a call to `call_id`, with a fresh stream token.
 fn dial(world: &World, call_id: &CallId, dialect: Dialect) -> Dial {
-    let claims = StreamClaims {
-        tenant_id: TENANT.into(),
-        call_id: call_id.to_string(),
-        expires_at: (Utc::now() + chrono::Duration::minutes(5)).timestamp(),
-    };
-    let token = streamtoken::mint(SECRET.as_bytes(), &claims).unwrap();
+    let token = world.scene.token(SECRET, call_id, 5);
     let route = match dialect {
         Dialect::Twilio => "twilio",
         Dialect::Exotel { .. } => "exotel",
@@ -292,6 +231,7 @@ async fn call_events(world: &World, call_id: &CallId) -> Vec<CallEvent> {
     // Records are written as the session ends; give them a moment.
     for _ in 0..100 {
         let events = world
+            .scene
             .ports
             .events
             .read_stream(&call_id.stream(), 1)
@@ -347,11 +287,11 @@ async fn records(world: &World, call_id: &CallId) -> Records {
     );
     let key = format!("transcripts/{TENANT}/{call_id}.json");
     let doc: Value =
-        serde_json::from_slice(&world.ports.blobs.get(&key).await.unwrap().unwrap()).unwrap();
+        serde_json::from_slice(&world.scene.ports.blobs.get(&key).await.unwrap().unwrap()).unwrap();
     assert_eq!(doc["ended"], reason.as_str());
     let transcript = doc["turns"].as_array().unwrap().clone();
     let key = format!("recordings/{TENANT}/{call_id}.wav");
-    let wav = world.ports.blobs.get(&key).await.unwrap().unwrap();
+    let wav = world.scene.ports.blobs.get(&key).await.unwrap().unwrap();
     let reader = hound::WavReader::new(std::io::Cursor::new(wav.to_vec())).unwrap();
     assert_eq!(reader.spec().channels, 2, "stereo");
     let rate = reader.spec().sample_rate;

@@ -4,10 +4,12 @@
 //! speech recogniser or voice at all. Checks the greeting, streamed answers, tools,
 //! interrupts, keys, limits, failures, admission, and the call's records.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
+use common::{Scene, token};
 use futures_util::{SinkExt, StreamExt};
 use parley_media::brain::Tools;
 use parley_media::call::{Calls, Vendors, Voices};
@@ -16,19 +18,14 @@ use parley_media::llm::{ToolCall, ToolSpec};
 use parley_media::server::{MediaState, service};
 use parley_media::tts::TextToSpeech;
 use parley_media::vendor::Endpoint;
-use parley_shared::aggregate::{self, Context};
-use parley_shared::backend::Ports;
+use parley_shared::aggregate;
 use parley_shared::clock::SystemClock;
-use parley_shared::domain::agent::{
-    Agent, AgentCommand, AgentSettings, ConversationMode, VoiceProvider,
-};
-use parley_shared::domain::call::{Call, CallCommand, CallEvent, Carrier, Direction};
-use parley_shared::domain::ids::{AgentId, CallId, LeadId};
+use parley_shared::domain::agent::{AgentSettings, ConversationMode, VoiceProvider};
+use parley_shared::domain::call::{CallEvent, Carrier};
+use parley_shared::domain::ids::{CallId, LeadId};
 use parley_shared::domain::lead::{Lead, LeadCommand};
 use parley_shared::domain::values::PhoneNumber;
-use parley_shared::embedded::Embedded;
 use parley_shared::secrets::SecretString;
-use parley_shared::streamtoken::{self, StreamClaims};
 use parley_vendors::openai_chat::{self, Reply, StreamEnd};
 use parley_vendors::relay_caller::{self, Dial, Heard, Step};
 use serde_json::{Value, json};
@@ -67,8 +64,7 @@ impl Tools for Availability {
 }
 
 struct World {
-    ports: Ports,
-    _dir: tempfile::TempDir,
+    scene: Scene,
     url: String,
     chat: openai_chat::OpenAiChatServer,
     state: MediaState,
@@ -87,30 +83,8 @@ fn relay_settings() -> AgentSettings {
 /// The store with an agent and `calls` calls to it (outbound to a lead when `lead`),
 /// the chat server, and the media task serving on loopback.
 async fn world(settings: AgentSettings, calls: usize, lead: bool) -> (World, Vec<CallId>) {
-    let dir = tempfile::tempdir().unwrap();
-    let embedded = Embedded::open(
-        dir.path(),
-        Arc::new(SystemClock),
-        "http://127.0.0.1:1".into(),
-        5,
-    )
-    .unwrap();
-    let ports = Ports::embedded(embedded);
-    let ctx = Context {
-        tenant_id: TENANT.into(),
-        correlation_id: "test".into(),
-        idempotency_key: None,
-    };
-    let agent_id = AgentId::new();
-    aggregate::execute::<Agent>(
-        &*ports.events,
-        &*ports.clock,
-        &agent_id.stream(),
-        &ctx,
-        AgentCommand::Create { settings },
-    )
-    .await
-    .unwrap();
+    let scene = Scene::new(TENANT, settings).await;
+    let (ports, ctx) = (&scene.ports, scene.ctx());
     let lead_id = if lead {
         let id = LeadId::new();
         aggregate::execute::<Lead>(
@@ -134,30 +108,7 @@ async fn world(settings: AgentSettings, calls: usize, lead: bool) -> (World, Vec
     };
     let mut ids = Vec::new();
     for _ in 0..calls {
-        let call_id = CallId::new();
-        aggregate::execute::<Call>(
-            &*ports.events,
-            &*ports.clock,
-            &call_id.stream(),
-            &ctx,
-            CallCommand::Request {
-                direction: if lead {
-                    Direction::Outbound
-                } else {
-                    Direction::Inbound
-                },
-                carrier: Carrier::Twilio,
-                from: PhoneNumber::parse("+14155550123").unwrap(),
-                to: PhoneNumber::parse("+14155550100").unwrap(),
-                agent_id: agent_id.clone(),
-                lead_id: lead_id.clone(),
-                campaign_id: None,
-                attempt: 0,
-            },
-        )
-        .await
-        .unwrap();
-        ids.push(call_id);
+        ids.push(scene.call(Carrier::Twilio, lead_id.clone()).await);
     }
 
     let chat = openai_chat::start().await.unwrap();
@@ -176,9 +127,9 @@ async fn world(settings: AgentSettings, calls: usize, lead: bool) -> (World, Vec
         min_speech_ms: 200,
         silence_ms: 500,
     };
-    let state =
-        MediaState::new(ports.clock.clone(), SecretString::new(SECRET.into())).with_calls(Calls {
-            ports: ports.clone(),
+    let state = MediaState::new(scene.ports.clock.clone(), SecretString::new(SECRET.into()))
+        .with_calls(Calls {
+            ports: scene.ports.clone(),
             vendors,
         });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -186,8 +137,7 @@ async fn world(settings: AgentSettings, calls: usize, lead: bool) -> (World, Vec
     let app = service(state.clone());
     tokio::spawn(async move { axum::serve(listener, app).await });
     let world = World {
-        ports,
-        _dir: dir,
+        scene,
         url,
         chat,
         state,
@@ -195,23 +145,10 @@ async fn world(settings: AgentSettings, calls: usize, lead: bool) -> (World, Vec
     (world, ids)
 }
 
-fn token_for(call_id: &str, secret: &[u8], expires_in: chrono::Duration) -> String {
-    let claims = StreamClaims {
-        tenant_id: TENANT.into(),
-        call_id: call_id.into(),
-        expires_at: (Utc::now() + expires_in).timestamp(),
-    };
-    streamtoken::mint(secret, &claims).unwrap()
-}
-
 /// The session as the webhook's TwiML sets it up: the token and the call's ids in the
 /// `<Parameter>`s.
 fn dial(url: &str, call_id: &CallId, session: &str) -> Dial {
-    let token = token_for(
-        &call_id.to_string(),
-        SECRET.as_bytes(),
-        chrono::Duration::minutes(5),
-    );
+    let token = common::token(TENANT, SECRET, &call_id.to_string(), 5);
     Dial {
         url: url.to_owned(),
         session_id: session.into(),
@@ -240,6 +177,7 @@ fn say(text: &str) -> Step {
 
 async fn events_of(world: &World, call_id: &CallId) -> Vec<CallEvent> {
     let events = world
+        .scene
         .ports
         .events
         .read_stream(&call_id.stream(), 1)
@@ -278,7 +216,7 @@ fn ended(events: &[CallEvent]) -> (String, u32) {
 
 async fn transcript(world: &World, call_id: &CallId) -> Vec<Value> {
     let key = format!("transcripts/{TENANT}/{call_id}.json");
-    let body = world.ports.blobs.get(&key).await.unwrap().unwrap();
+    let body = world.scene.ports.blobs.get(&key).await.unwrap().unwrap();
     let doc: Value = serde_json::from_slice(&body).unwrap();
     doc["turns"].as_array().unwrap().clone()
 }
@@ -595,7 +533,6 @@ async fn a_session_without_a_valid_token_is_refused_before_anything() {
         d
     };
     let id = call_id.to_string();
-    let minutes = chrono::Duration::minutes;
     let mut wrong_tenant = good.clone();
     for (k, v) in &mut wrong_tenant.parameters {
         if k == "tenant_id" {
@@ -603,16 +540,13 @@ async fn a_session_without_a_valid_token_is_refused_before_anything() {
         }
     }
     for bad in [
-        with_token(Some(token_for(
-            "another-call",
-            SECRET.as_bytes(),
-            minutes(5),
-        ))),
-        with_token(Some(token_for(&id, SECRET.as_bytes(), minutes(-1)))),
-        with_token(Some(token_for(
+        with_token(Some(token(TENANT, SECRET, "another-call", 5))),
+        with_token(Some(token(TENANT, SECRET, &id, -1))),
+        with_token(Some(token(
+            TENANT,
+            "some-other-secret-entirely-0123456789",
             &id,
-            b"some-other-secret-entirely-0123456789",
-            minutes(5),
+            5,
         ))),
         with_token(Some("not-a-token".into())),
         with_token(None),

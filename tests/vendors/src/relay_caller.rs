@@ -21,6 +21,8 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+pub use crate::twilio_caller::CallerError;
+
 /// Characters a second the simulated voice speaks, for `durationUntilInterruptMs`.
 const CHARS_PER_SECOND: u64 = 15;
 
@@ -96,23 +98,6 @@ pub struct Heard {
     /// The close frame's code and reason, if the server closed first.
     pub close: Option<(u16, String)>,
 }
-
-#[derive(Debug)]
-pub enum CallerError {
-    Connect(String),
-    Socket(String),
-}
-
-impl std::fmt::Display for CallerError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            CallerError::Connect(e) => write!(f, "cannot connect: {e}"),
-            CallerError::Socket(e) => write!(f, "socket: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for CallerError {}
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 

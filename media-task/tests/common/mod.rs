@@ -1,0 +1,113 @@
+//! Shared by the media task's whole-call tests and its load generator: an embedded
+//! store with an agent and the calls requested for it, as the webhooks leave them
+//! before a stream opens, and the stream tokens that admit those calls.
+
+#![allow(dead_code)] // each user takes part of it
+
+use std::path::Path;
+use std::sync::Arc;
+
+use parley_shared::aggregate::{self, Context};
+use parley_shared::backend::Ports;
+use parley_shared::clock::SystemClock;
+use parley_shared::domain::agent::{Agent, AgentCommand, AgentSettings};
+use parley_shared::domain::call::{Call, CallCommand, Carrier, Direction};
+use parley_shared::domain::ids::{AgentId, CallId, LeadId};
+use parley_shared::domain::values::PhoneNumber;
+use parley_shared::embedded::Embedded;
+use parley_shared::streamtoken::{self, StreamClaims};
+
+/// One tenant's agent in an embedded store.
+pub struct Scene {
+    pub ports: Ports,
+    pub tenant: String,
+    pub agent_id: AgentId,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Scene {
+    /// In a temporary folder of its own.
+    pub async fn new(tenant: &str, settings: AgentSettings) -> Scene {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let mut scene = Scene::in_dir(dir.path(), tenant, settings).await;
+        scene._dir = Some(dir);
+        scene
+    }
+
+    /// In `dir`, which the caller keeps.
+    pub async fn in_dir(dir: &Path, tenant: &str, settings: AgentSettings) -> Scene {
+        let embedded = Embedded::open(dir, Arc::new(SystemClock), "http://127.0.0.1:1".into(), 5)
+            .expect("the embedded store opens");
+        let ports = Ports::embedded(embedded);
+        let agent_id = AgentId::new();
+        let scene = Scene {
+            ports,
+            tenant: tenant.into(),
+            agent_id: agent_id.clone(),
+            _dir: None,
+        };
+        aggregate::execute::<Agent>(
+            &*scene.ports.events,
+            &*scene.ports.clock,
+            &agent_id.stream(),
+            &scene.ctx(),
+            AgentCommand::Create { settings },
+        )
+        .await
+        .expect("the agent is created");
+        scene
+    }
+
+    pub fn ctx(&self) -> Context {
+        Context {
+            tenant_id: self.tenant.clone(),
+            correlation_id: "test".into(),
+            idempotency_key: None,
+        }
+    }
+
+    /// A call to the agent (outbound when it is to a lead), as the voice webhook
+    /// requests it before the stream opens.
+    pub async fn call(&self, carrier: Carrier, lead_id: Option<LeadId>) -> CallId {
+        let call_id = CallId::new();
+        let direction = match lead_id {
+            Some(_) => Direction::Outbound,
+            None => Direction::Inbound,
+        };
+        aggregate::execute::<Call>(
+            &*self.ports.events,
+            &*self.ports.clock,
+            &call_id.stream(),
+            &self.ctx(),
+            CallCommand::Request {
+                direction,
+                carrier,
+                from: PhoneNumber::parse("+14155550123").expect("a number"),
+                to: PhoneNumber::parse("+14155550100").expect("a number"),
+                agent_id: self.agent_id.clone(),
+                lead_id,
+                campaign_id: None,
+                attempt: 0,
+            },
+        )
+        .await
+        .expect("the call is requested");
+        call_id
+    }
+
+    /// A stream token for one of the scene's calls, valid for `minutes`.
+    pub fn token(&self, secret: &str, call_id: &CallId, minutes: i64) -> String {
+        token(&self.tenant, secret, &call_id.to_string(), minutes)
+    }
+}
+
+/// A stream token for `tenant`'s `call_id`, signed with `secret`, valid for `minutes`
+/// (gone by when negative).
+pub fn token(tenant: &str, secret: &str, call_id: &str, minutes: i64) -> String {
+    let claims = StreamClaims {
+        tenant_id: tenant.into(),
+        call_id: call_id.into(),
+        expires_at: (chrono::Utc::now() + chrono::Duration::minutes(minutes)).timestamp(),
+    };
+    streamtoken::mint(secret.as_bytes(), &claims).expect("a token")
+}
