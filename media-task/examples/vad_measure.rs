@@ -24,7 +24,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use parley_media::resample::Resampler;
-use parley_media::vad::VoiceDetector;
+use parley_media::vad::{DEFAULT_GATE_DBFS, DEFAULT_THRESHOLD, VoiceDetector};
 
 const RATE: u32 = 8_000;
 const VOICES: [&str; 4] = ["slt", "rms", "awb", "kal"];
@@ -75,7 +75,12 @@ fn main() {
         if let Some(dir) = &dump {
             write_condition(dir, name, &audio, &corpus.labels_ms);
         }
-        let probabilities = earshot_probabilities(&audio);
+        let gated: Vec<(u64, u32, bool)> = earshot_probabilities(&audio, Some(DEFAULT_GATE_DBFS))
+            .iter()
+            .map(|&(at, dur, p)| (at, dur, p >= DEFAULT_THRESHOLD))
+            .collect();
+        report("earshot default (gated)", name, &gated, &corpus.labels_ms);
+        let probabilities = earshot_probabilities(&audio, None);
         for threshold in [0.3, 0.5, 0.6, 0.7] {
             let verdicts: Vec<(u64, u32, bool)> = probabilities
                 .iter()
@@ -99,18 +104,26 @@ fn main() {
         }
     }
 
-    // CPU: the 10 dB condition fed in 20 ms chunks, best of five runs.
+    // CPU: the 10 dB condition fed in 20 ms chunks, best of five runs; and the clean
+    // audio, whose pauses are digital silence, with and without the gate.
     let audio = with_noise(&corpus.clean, corpus.speech_rms, 10.0, 7);
     let chunk = (RATE / 50) as usize;
     let chunks = audio.len().div_ceil(chunk) as f64;
-    let earshot = best_of(5, || {
-        let mut detector = VoiceDetector::new(RATE).expect("8 kHz is supported");
-        let mut speech = 0usize;
-        for piece in audio.chunks(chunk) {
-            detector.push(piece, |f| speech += usize::from(f.speech));
-        }
-        std::hint::black_box(speech);
-    });
+    let detect = |audio: &[i16], gate: Option<f32>| {
+        best_of(5, || {
+            let mut detector = VoiceDetector::new(RATE)
+                .and_then(|d| d.with_gate(gate))
+                .expect("8 kHz is supported");
+            let mut speech = 0usize;
+            for piece in audio.chunks(chunk) {
+                detector.push(piece, |f| speech += usize::from(f.speech));
+            }
+            std::hint::black_box(speech);
+        })
+    };
+    let earshot = detect(&audio, None);
+    let clean_gated = detect(&corpus.clean, Some(DEFAULT_GATE_DBFS));
+    let clean_ungated = detect(&corpus.clean, None);
     let resampling = best_of(5, || {
         let mut resampler = Resampler::new(RATE, 16_000).expect("8 kHz is supported");
         let mut out = Vec::with_capacity(1024);
@@ -127,6 +140,11 @@ fn main() {
     println!(
         "  earshot (with 8->16 kHz resampling): {:.2} µs",
         earshot * 1e6 / chunks
+    );
+    println!(
+        "  the same on clean audio, every frame scored: {:.2} µs; gated: {:.2} µs",
+        clean_ungated * 1e6 / chunks,
+        clean_gated * 1e6 / chunks
     );
     println!(
         "    of which 8->16 kHz resampling:       {:.2} µs",
@@ -262,8 +280,10 @@ fn with_noise(clean: &[i16], speech_rms: f64, snr_db: f64, seed: u64) -> Vec<i16
 }
 
 /// (start ms, duration ms, probability) for each earshot frame.
-fn earshot_probabilities(audio: &[i16]) -> Vec<(u64, u32, f32)> {
-    let mut detector = VoiceDetector::new(RATE).expect("8 kHz is supported");
+fn earshot_probabilities(audio: &[i16], gate: Option<f32>) -> Vec<(u64, u32, f32)> {
+    let mut detector = VoiceDetector::new(RATE)
+        .and_then(|d| d.with_gate(gate))
+        .expect("8 kHz is supported");
     let mut out = Vec::new();
     for piece in audio.chunks((RATE / 50) as usize) {
         detector.push(piece, |f| out.push((f.at_ms, f.duration_ms, f.probability)));

@@ -3,7 +3,8 @@
 //! [`VoiceDetector`] scores each 16 ms frame of the caller's audio with `earshot`, a
 //! small pure-Rust neural detector that runs at 16 kHz (the call's audio is resampled
 //! to it). It was chosen by measurement against an energy threshold and WebRTC's VAD:
-//! see `examples/vad_measure.rs` and the README. [`Turns`] turns those frame verdicts
+//! see `examples/vad_measure.rs` and the README. Audio below a silence gate is not
+//! scored at all, which saves most of the cost on a call. [`Turns`] turns those frame verdicts
 //! into "the caller started talking" (barge-in) and "the caller's turn ended", with
 //! hysteresis so that neither flaps. `Turns` is pure: it only sees verdicts and times.
 
@@ -29,6 +30,8 @@ pub enum VadError {
     },
     #[error("invalid speech threshold {0}: must be between 0 and 1")]
     Threshold(f32),
+    #[error("invalid silence gate {0} dBFS: must be between -120 and 0")]
+    Gate(f32),
 }
 
 /// The verdict on one frame of the caller's audio.
@@ -50,15 +53,43 @@ impl Frame {
     }
 }
 
+/// Audio at or below this level (RMS, dB below full scale) is silence without asking
+/// the detector: digital silence and the comfort noise of mobile lines sit far below
+/// it, telephone speech tens of dB above. Not scoring it is most of the detector's
+/// cost on a call, since the caller mostly listens. Measured in `vad_measure`.
+pub const DEFAULT_GATE_DBFS: f32 = -60.0;
+
 /// Scores the caller's audio, fed in chunks of any size at the call's rate.
+///
+/// Audio is looked at in 20 ms blocks (so the verdicts do not depend on how it was
+/// chunked). A block at or below the gate is not resampled: it becomes silence at the
+/// detector's rate, keeping time. A detector frame at or below the gate is silence
+/// without being scored, and the detector's context, which then misses that audio,
+/// restarts at the next frame it scores, as at the start of a stream.
 pub struct VoiceDetector {
     /// `None` when the call is already at 16 kHz.
     resampler: Option<Resampler>,
     detector: Box<earshot::Detector>,
+    /// The call's rate, and samples per 20 ms block at it.
+    rate: u32,
+    block: usize,
+    /// Input not yet a whole block (less than a block between calls).
+    unblocked: Vec<i16>,
     /// 16 kHz samples not yet scored (less than a frame between calls).
     pending: Vec<i16>,
     threshold: f32,
+    /// Mean square (of 16-bit samples) at and below which audio is silence; `None`
+    /// scores everything.
+    gate: Option<u64>,
+    /// Input samples taken and 16 kHz samples made, so silence keeps time.
+    fed: u64,
+    made: u64,
+    /// The resampler's stream was ended at a quiet block (its tail flushed).
+    in_gap: bool,
+    /// Frames left unscored since the detector last scored one.
+    skipped: usize,
     frames: u64,
+    scored: u64,
 }
 
 impl std::fmt::Debug for VoiceDetector {
@@ -66,14 +97,16 @@ impl std::fmt::Debug for VoiceDetector {
         f.debug_struct("VoiceDetector")
             .field("resampler", &self.resampler)
             .field("threshold", &self.threshold)
+            .field("gate", &self.gate)
             .field("frames", &self.frames)
+            .field("scored", &self.scored)
             .finish_non_exhaustive()
     }
 }
 
 impl VoiceDetector {
     /// A detector for audio at `sample_rate` (8, 16, 22.05 or 24 kHz), with the
-    /// default threshold.
+    /// default threshold and gate.
     pub fn new(sample_rate: u32) -> Result<VoiceDetector, VadError> {
         let resampler = if sample_rate == DETECTOR_RATE {
             None
@@ -85,13 +118,23 @@ impl VoiceDetector {
                 })?,
             )
         };
+        let block = sample_rate as usize / 50;
         Ok(VoiceDetector {
             resampler,
             detector: earshot::Detector::default_boxed(),
-            // Room for a 20 ms chunk at 24 kHz resampled, plus a frame's remainder.
+            rate: sample_rate,
+            block,
+            unblocked: Vec::with_capacity(block),
+            // Room for a 20 ms block at 24 kHz resampled, plus a frame's remainder.
             pending: Vec::with_capacity(4 * FRAME_SAMPLES),
             threshold: DEFAULT_THRESHOLD,
+            gate: Some(mean_square(DEFAULT_GATE_DBFS)),
+            fed: 0,
+            made: 0,
+            in_gap: false,
+            skipped: 0,
             frames: 0,
+            scored: 0,
         })
     }
 
@@ -104,20 +147,94 @@ impl VoiceDetector {
         Ok(self)
     }
 
+    /// Sets the level (dBFS, from -120 to 0) at and below which audio is silence
+    /// without being scored; `None` scores every frame.
+    pub fn with_gate(mut self, dbfs: Option<f32>) -> Result<VoiceDetector, VadError> {
+        self.gate = match dbfs {
+            None => None,
+            Some(level) if (-120.0..=0.0).contains(&level) => Some(mean_square(level)),
+            Some(level) => return Err(VadError::Gate(level)),
+        };
+        Ok(self)
+    }
+
     pub fn threshold(&self) -> f32 {
         self.threshold
+    }
+
+    /// How many frames the detector has scored (the rest were under the gate).
+    pub fn scored(&self) -> u64 {
+        self.scored
     }
 
     /// Feeds the next samples of the caller's audio and calls `on_frame` for each
     /// frame they complete, in order.
     pub fn push(&mut self, samples: &[i16], mut on_frame: impl FnMut(Frame)) {
-        match self.resampler.as_mut() {
-            Some(resampler) => resampler.process(samples, &mut self.pending),
-            None => self.pending.extend_from_slice(samples),
+        let mut rest = samples;
+        if !self.unblocked.is_empty() {
+            let take = (self.block - self.unblocked.len()).min(rest.len());
+            let (head, tail) = rest.split_at(take);
+            self.unblocked.extend_from_slice(head);
+            rest = tail;
+            if self.unblocked.len() < self.block {
+                return;
+            }
+            let whole = std::mem::take(&mut self.unblocked);
+            self.feed_block(&whole, &mut on_frame);
+            self.unblocked = whole;
+            self.unblocked.clear();
         }
-        let mut scored = 0;
-        while let Some(frame) = self.pending.get(scored..scored + FRAME_SAMPLES) {
-            let probability = self.detector.predict_i16(frame);
+        let mut blocks = rest.chunks_exact(self.block);
+        for block in &mut blocks {
+            self.feed_block(block, &mut on_frame);
+        }
+        self.unblocked.extend_from_slice(blocks.remainder());
+    }
+
+    fn feed_block(&mut self, block: &[i16], on_frame: &mut impl FnMut(Frame)) {
+        let before = self.pending.len();
+        self.fed += block.len() as u64;
+        match self.resampler.as_mut() {
+            None => self.pending.extend_from_slice(block),
+            Some(resampler) if quiet(self.gate, block) => {
+                if !self.in_gap {
+                    resampler.flush(&mut self.pending);
+                    self.in_gap = true;
+                }
+                // Silence for the block, keeping the 16 kHz timeline in step with the
+                // input (the flushed tail may have run a sample ahead).
+                let due = self.fed * u64::from(DETECTOR_RATE) / u64::from(self.rate);
+                let made = self.made + (self.pending.len() - before) as u64;
+                let zeros = due.saturating_sub(made) as usize;
+                self.pending.resize(self.pending.len() + zeros, 0);
+            }
+            Some(resampler) => {
+                // After a gap the flushed resampler starts a new stream here.
+                self.in_gap = false;
+                resampler.process(block, &mut self.pending);
+            }
+        }
+        self.made += (self.pending.len() - before) as u64;
+        self.score(on_frame);
+    }
+
+    fn score(&mut self, on_frame: &mut impl FnMut(Frame)) {
+        let mut done = 0;
+        while let Some(frame) = self.pending.get(done..done + FRAME_SAMPLES) {
+            let probability = if quiet(self.gate, frame) {
+                self.skipped += 1;
+                0.0
+            } else {
+                // The detector's context (its last frames and its memory) has not seen
+                // the quiet stretch: replay it as silence, up to the point where more
+                // would no longer change the detector's state.
+                for _ in 0..self.skipped.min(CATCH_UP_FRAMES) {
+                    self.detector.predict_i16(&SILENT_FRAME);
+                }
+                self.skipped = 0;
+                self.scored += 1;
+                self.detector.predict_i16(frame)
+            };
             on_frame(Frame {
                 at_ms: self.frames * u64::from(FRAME_MS),
                 duration_ms: FRAME_MS,
@@ -125,10 +242,32 @@ impl VoiceDetector {
                 speech: probability >= self.threshold,
             });
             self.frames += 1;
-            scored += FRAME_SAMPLES;
+            done += FRAME_SAMPLES;
         }
-        self.pending.drain(..scored);
+        self.pending.drain(..done);
     }
+}
+
+/// Silent frames replayed to the detector after a quiet stretch.
+const CATCH_UP_FRAMES: usize = 16;
+const SILENT_FRAME: [i16; FRAME_SAMPLES] = [0; FRAME_SAMPLES];
+
+/// The mean square of 16-bit samples at `dbfs` RMS.
+fn mean_square(dbfs: f32) -> u64 {
+    let rms = 32768.0 * 10f64.powf(f64::from(dbfs) / 20.0);
+    (rms * rms) as u64
+}
+
+/// Whether `samples` are at or below the gate's mean square.
+fn quiet(gate: Option<u64>, samples: &[i16]) -> bool {
+    let Some(gate) = gate else {
+        return false;
+    };
+    let energy: u64 = samples
+        .iter()
+        .map(|&s| (i64::from(s) * i64::from(s)) as u64)
+        .sum();
+    energy <= gate * samples.len() as u64
 }
 
 /// What the turn detector saw the caller do.
