@@ -282,8 +282,10 @@ async fn serve_calls(
         Arc::new(llm),
         Arc::new(OneVoice(Arc::new(tts))),
     );
+    // The load decides how many calls, not the task's default cap.
     let state = MediaState::new(ports.clock.clone(), SecretString::new(SECRET.into()))
-        .with_calls(Calls { ports, vendors });
+        .with_calls(Calls { ports, vendors })
+        .with_max_calls(options.calls);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     println!("listening {}", listener.local_addr()?);
     print!("{announced}");

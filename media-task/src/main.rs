@@ -2,7 +2,12 @@
 //! audio. On SIGTERM it stops taking calls and lets live ones finish, up to
 //! `PARLEY_MEDIA_GRACE_SECS` (default 600: ECS's longest stop timeout is 120 s unless
 //! raised, so set the task's `stopTimeout` to match).
+//!
+//! It holds at most `PARLEY_MEDIA_MAX_CALLS` calls at once (default: 300 per core it
+//! may use) and refuses new streams beyond that, so live calls keep their timing.
+//! Autoscaling on live calls, with its target below the cap, keeps that rare.
 
+use std::num::NonZeroUsize;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -23,6 +28,14 @@ async fn main() -> anyhow::Result<()> {
             .context("PARLEY_MEDIA_GRACE_SECS: must be a whole number of seconds")?,
         Err(_) => Duration::from_secs(600),
     };
+    let max_calls = match std::env::var("PARLEY_MEDIA_MAX_CALLS") {
+        Ok(raw) => Some(
+            raw.trim()
+                .parse::<NonZeroUsize>()
+                .context("PARLEY_MEDIA_MAX_CALLS: must be a positive whole number")?,
+        ),
+        Err(_) => None,
+    };
     let ports = Ports::connect(&config)
         .await
         .context("opening the stores")?;
@@ -30,11 +43,19 @@ async fn main() -> anyhow::Result<()> {
         .await
         .context("reading the stream token secret")?;
     let vendors = Vendors::from_env().await;
-    let state = MediaState::new(ports.clock.clone(), secret).with_calls(Calls { ports, vendors });
+    let mut state =
+        MediaState::new(ports.clock.clone(), secret).with_calls(Calls { ports, vendors });
+    if let Some(max_calls) = max_calls {
+        state = state.with_max_calls(max_calls.get());
+    }
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
-    tracing::info!(listen = %config.listen, "media task is up");
+    tracing::info!(
+        listen = %config.listen,
+        max_calls = state.max_calls,
+        "media task is up"
+    );
     let draining = state.clone();
     // Audio frames go out as they are due, not held for a delayed ACK.
     let listener = listener.tap_io(|tcp| {

@@ -8,8 +8,27 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-/// Labels of a vendor error: which vendor.
-type VendorLabel = Vec<(&'static str, &'static str)>;
+/// A counter family's labels: a vendor error's vendor, a refusal's reason.
+type Labels = Vec<(&'static str, &'static str)>;
+
+/// Why a new stream was turned away before its WebSocket upgrade.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// The task holds as many calls as it may.
+    Full,
+    /// The task is stopping: live calls finish, new ones go elsewhere.
+    Draining,
+}
+
+impl Refusal {
+    /// The `reason` label, and the refused response's body.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Refusal::Full => "full",
+            Refusal::Draining => "draining",
+        }
+    }
+}
 
 /// Every counter the sessions update, and the registry that writes them out.
 pub struct Metrics {
@@ -20,7 +39,11 @@ pub struct Metrics {
     pub frames_out: Counter,
     pub turns: Counter,
     pub barge_ins: Counter,
-    vendor_errors: Family<VendorLabel, Counter>,
+    vendor_errors: Family<Labels, Counter>,
+    /// New streams turned away, by reason; each reason's counter is held so counting
+    /// a refusal (many of them, under overload) allocates nothing.
+    refused_full: Counter,
+    refused_draining: Counter,
     /// The caller's turn ended → the brain was asked (the platform's own work).
     pub turn_to_brain: Histogram,
     /// The voice's first byte of an utterance → its first frame sent to the carrier.
@@ -44,7 +67,16 @@ impl Metrics {
         let frames_out = Counter::default();
         let turns = Counter::default();
         let barge_ins = Counter::default();
-        let vendor_errors = Family::<VendorLabel, Counter>::default();
+        let vendor_errors = Family::<Labels, Counter>::default();
+        let streams_refused = Family::<Labels, Counter>::default();
+        // Both reasons are written from the start (at 0), so a rate over them exists
+        // before the first refusal.
+        let refused_full = streams_refused
+            .get_or_create(&vec![("reason", Refusal::Full.as_str())])
+            .clone();
+        let refused_draining = streams_refused
+            .get_or_create(&vec![("reason", Refusal::Draining.as_str())])
+            .clone();
         // The platform's own latency is tens of µs to a few ms, and its p99 is what
         // matters: steps of 1.5× from 10 µs (to ~2.9 s) resolve it to within a
         // quarter either way. Responses: steps of 1.25× from 10 ms (to ~25 s), fine
@@ -72,6 +104,11 @@ impl Metrics {
             vendor_errors.clone(),
         );
         registry.register(
+            "streams_refused",
+            "New streams refused before their upgrade, by reason",
+            streams_refused,
+        );
+        registry.register(
             "turn_to_brain_seconds",
             "From the end of the caller's turn to the brain being asked",
             turn_to_brain.clone(),
@@ -95,6 +132,8 @@ impl Metrics {
             turns,
             barge_ins,
             vendor_errors,
+            refused_full,
+            refused_draining,
             turn_to_brain,
             voice_to_wire,
             response,
@@ -105,6 +144,14 @@ impl Metrics {
         self.vendor_errors
             .get_or_create(&vec![("vendor", vendor)])
             .inc();
+    }
+
+    /// Counts a new stream refused before its upgrade.
+    pub fn refused(&self, why: Refusal) {
+        match why {
+            Refusal::Full => self.refused_full.inc(),
+            Refusal::Draining => self.refused_draining.inc(),
+        };
     }
 
     /// The Prometheus text exposition of every metric.

@@ -7,7 +7,14 @@
 //!
 //! A ConversationRelay session (`/media/twilio-relay`) is admitted the same way: its
 //! first message must be `setup`, whose custom parameters carry the stream token.
+//!
+//! Beyond `max_calls` live streams a new one is refused (503, `full`) before its
+//! upgrade, so an overloaded task turns new calls away rather than making every live
+//! call's turns late. `/health` does not fail for a full task: ECS replaces tasks whose
+//! health checks fail, which would cut every call on it. Capacity is autoscaling's
+//! work (on live calls, with its target below the cap).
 
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -24,7 +31,7 @@ use parley_shared::streamtoken::{self, StreamClaims};
 
 use crate::call::Calls;
 use crate::exotel_stream;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Refusal};
 use crate::relay_stream::{self, Setup};
 use crate::session::{End as SessionEnd, Link};
 use crate::twilio_stream::{self, Inbound, MAX_FRAME_BYTES};
@@ -42,7 +49,15 @@ pub struct MediaState {
     /// admitted and read (its frames checked and counted) but nobody speaks: the
     /// transport alone, as its own tests drive it.
     pub calls: Option<Arc<Calls>>,
+    /// The most streams live at once; a new one beyond it is refused before its
+    /// upgrade.
+    pub max_calls: usize,
 }
+
+/// Calls a task holds per core by default: measured here (README, "Media task"), 300
+/// calls take 0.83 of a core with answers on time; measure a deployment's own task
+/// size and set `PARLEY_MEDIA_MAX_CALLS` to match.
+pub const DEFAULT_CALLS_PER_CORE: usize = 300;
 
 impl MediaState {
     pub fn new(clock: Arc<dyn Clock>, stream_secret: SecretString) -> MediaState {
@@ -52,7 +67,14 @@ impl MediaState {
             accepting: Arc::new(AtomicBool::new(true)),
             metrics: Arc::new(Metrics::new()),
             calls: None,
+            max_calls: default_max_calls(),
         }
+    }
+
+    /// Holds at most `n` calls at once (0: refuses every stream).
+    pub fn with_max_calls(mut self, n: usize) -> MediaState {
+        self.max_calls = n;
+        self
     }
 
     /// Holds conversations with these stores and vendors.
@@ -81,6 +103,13 @@ impl MediaState {
     }
 }
 
+/// `DEFAULT_CALLS_PER_CORE` for each core this process may use (its CPU quota and
+/// affinity count, so a Fargate task's vCPUs, not its host's).
+fn default_max_calls() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
+    DEFAULT_CALLS_PER_CORE.saturating_mul(cores)
+}
+
 /// The media routes, as `parley dev` mounts them beside every other function's.
 pub fn routes(state: MediaState) -> Router {
     Router::new()
@@ -101,12 +130,14 @@ pub fn service(state: MediaState) -> Router {
 }
 
 /// Ready only while accepting calls, so the load balancer stops sending new ones to a
-/// task that is draining.
+/// task that is draining. A full task stays ready (see the module doc) but says so.
 async fn health(State(state): State<MediaState>) -> Response {
-    if state.accepting.load(Ordering::Relaxed) {
-        (StatusCode::OK, "ready").into_response()
-    } else {
+    if !state.accepting.load(Ordering::Relaxed) {
         (StatusCode::SERVICE_UNAVAILABLE, "draining").into_response()
+    } else if usize::try_from(state.live_calls()).unwrap_or(0) >= state.max_calls {
+        (StatusCode::OK, "full").into_response()
+    } else {
+        (StatusCode::OK, "ready").into_response()
     }
 }
 
@@ -143,14 +174,40 @@ async fn twilio_relay(State(state): State<MediaState>, upgrade: WebSocketUpgrade
 
 fn accept(state: MediaState, upgrade: WebSocketUpgrade, carrier: Carrier) -> Response {
     if !state.accepting.load(Ordering::Relaxed) {
-        return (StatusCode::SERVICE_UNAVAILABLE, "draining").into_response();
+        return refuse(&state, Refusal::Draining);
     }
+    // The slot is taken before the upgrade and moves into the session; if the upgrade
+    // fails, the session is dropped unrun and the slot with it.
+    let Some(live) = Live::reserve(&state.metrics, state.max_calls) else {
+        return refuse(&state, Refusal::Full);
+    };
     upgrade
         .max_message_size(MAX_FRAME_BYTES)
         // tungstenite's default 128 KiB is zero-filled on every read: measured, most of
         // a call's memory and a quarter of the task's CPU. Stream frames are small.
         .read_buffer_size(READ_BUFFER_BYTES)
-        .on_upgrade(move |socket| session(socket, state, carrier))
+        .on_upgrade(move |socket| session(socket, state, carrier, live))
+}
+
+/// A 503 before any upgrade. A full task asks to be tried again shortly: through the
+/// load balancer, which by then may send the stream to another task.
+fn refuse(state: &MediaState, why: Refusal) -> Response {
+    state.metrics.refused(why);
+    // Nothing from the request: it may carry the caller's details.
+    tracing::warn!(
+        reason = why.as_str(),
+        max_calls = state.max_calls,
+        "new media stream refused"
+    );
+    match why {
+        Refusal::Full => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, "1")],
+            why.as_str(),
+        )
+            .into_response(),
+        Refusal::Draining => (StatusCode::SERVICE_UNAVAILABLE, why.as_str()).into_response(),
+    }
 }
 
 /// A WebSocket's read buffer: a few stream frames.
@@ -178,13 +235,24 @@ impl From<SessionEnd> for End {
     }
 }
 
-/// Counts a session as live however it ends.
+/// One of the task's `max_calls` slots, counted in the live gauge from before the
+/// upgrade until the call's records are written, however the session ends.
 struct Live(Arc<Metrics>);
 
 impl Live {
-    fn new(metrics: Arc<Metrics>) -> Live {
-        metrics.live_calls.inc();
-        Live(metrics)
+    /// Takes a slot if one is free. One compare-and-swap on the gauge, so concurrent
+    /// upgrades never hold more than `max` between them and the gauge never reads
+    /// above it (Relaxed is enough: the count guards no other memory).
+    fn reserve(metrics: &Arc<Metrics>, max: usize) -> Option<Live> {
+        let max = i64::try_from(max).unwrap_or(i64::MAX);
+        metrics
+            .live_calls
+            .inner()
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |live| {
+                (live < max).then_some(live + 1)
+            })
+            .ok()
+            .map(|_| Live(metrics.clone()))
     }
 }
 
@@ -194,8 +262,7 @@ impl Drop for Live {
     }
 }
 
-async fn session(mut socket: WebSocket, state: MediaState, carrier: Carrier) {
-    let live = Live::new(state.metrics.clone());
+async fn session(mut socket: WebSocket, state: MediaState, carrier: Carrier, live: Live) {
     let admitted = tokio::time::timeout(START_WITHIN, admit(&mut socket, &state, carrier)).await;
     let end = match admitted {
         Ok(Ok((claims, admitted))) => {
