@@ -32,6 +32,7 @@ pub mod outbound;
 pub mod queue;
 pub mod readmodel;
 pub mod secrets;
+pub mod slots;
 pub mod streamtoken;
 pub mod telemetry;
 pub mod twilio;
