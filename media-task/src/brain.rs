@@ -24,8 +24,27 @@ pub enum BrainEvent {
         call: ToolCall,
         result: String,
     },
+    /// The brain ended the call: hang up once the answer has played.
+    EndCall,
     Done,
     Failed(VendorError),
+}
+
+/// What a tool gives back: the text for the model, and whether the call should end
+/// once the answer has played (`end_call`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ToolOutput {
+    pub content: String,
+    pub end_call: bool,
+}
+
+impl From<String> for ToolOutput {
+    fn from(content: String) -> ToolOutput {
+        ToolOutput {
+            content,
+            end_call: false,
+        }
+    }
 }
 
 /// Answers the caller. Dropping the receiver cancels the answer.
@@ -40,7 +59,7 @@ pub trait Tools: Send + Sync {
     fn specs(&self) -> Vec<ToolSpec>;
     /// Runs `call`; the result text goes back to the model. A failure is a result too
     /// (`error: …`), never a reason to drop the call.
-    async fn call(&self, call: &ToolCall) -> String;
+    async fn call(&self, call: &ToolCall) -> ToolOutput;
 }
 
 /// No tools at all.
@@ -51,8 +70,8 @@ impl Tools for NoTools {
     fn specs(&self) -> Vec<ToolSpec> {
         Vec::new()
     }
-    async fn call(&self, call: &ToolCall) -> String {
-        format!("error: there is no tool named {}", call.name)
+    async fn call(&self, call: &ToolCall) -> ToolOutput {
+        format!("error: there is no tool named {}", call.name).into()
     }
 }
 
@@ -135,16 +154,20 @@ async fn think(
             tool_calls: calls.clone(),
         });
         for call in calls {
-            let result = tools.call(&call).await;
+            let output = tools.call(&call).await;
             messages.push(Message::Tool {
                 tool_call_id: call.id.clone(),
-                content: result.clone(),
+                content: output.content.clone(),
             });
-            if tx
-                .send(BrainEvent::ToolUsed { call, result })
-                .await
-                .is_err()
-            {
+            let used = BrainEvent::ToolUsed {
+                call,
+                result: output.content,
+            };
+            if tx.send(used).await.is_err() {
+                return BrainEvent::Done;
+            }
+            // The model still gets its turn to say goodbye after ending the call.
+            if output.end_call && tx.send(BrainEvent::EndCall).await.is_err() {
                 return BrainEvent::Done;
             }
         }

@@ -74,6 +74,9 @@ pub enum Input {
     ToolUsed { call: ToolCall, result: String },
     /// The brain's answer is complete.
     ReplyDone,
+    /// The brain ended the call (its `end_call` tool): the answer plays out, or the
+    /// goodbye if it said nothing, then the agent hangs up.
+    EndCall,
     /// The brain failed for good (after its retries).
     ReplyFailed,
     /// A piece of the agent's speech could not be synthesised (after retries).
@@ -111,6 +114,8 @@ pub enum Action {
 #[serde(rename_all = "snake_case")]
 pub enum EndReason {
     CallerHungUp,
+    /// The brain decided the conversation was over.
+    AgentEnded,
     MaxDuration,
     MaxTurns,
     VendorFailed,
@@ -381,6 +386,7 @@ impl Conversation {
                     self.maybe_finish_reply(at_ms, &mut out);
                 }
             }
+            Input::EndCall => self.end_requested(at_ms, &mut out),
             Input::ReplyFailed | Input::HearingFailed => {
                 self.close(at_ms, EndReason::VendorFailed, &mut out);
             }
@@ -585,6 +591,19 @@ impl Conversation {
         if !(reply.done && reply.all_played()) {
             return;
         }
+        if self.phase == Phase::Closing(EndReason::AgentEnded)
+            && !reply.scripted
+            && reply.segments.is_empty()
+        {
+            // The brain ended the call without a word: the goodbye, then hang up.
+            self.commit_reply(at_ms, false);
+            let goodbye = self.settings.goodbye.clone();
+            self.speak_scripted(at_ms, goodbye, out);
+            if self.reply.as_ref().is_some_and(|r| r.segments.is_empty()) {
+                self.end(at_ms, EndReason::AgentEnded, out);
+            }
+            return;
+        }
         self.commit_reply(at_ms, false);
         match self.phase {
             Phase::Closing(reason) => self.end(at_ms, reason, out),
@@ -621,6 +640,21 @@ impl Conversation {
             tool_calls: reply.tools,
             dtmf: String::new(),
         });
+    }
+
+    /// The brain ended the call: its answer in flight becomes the closing line (the
+    /// caller can no longer talk over it), or the goodbye is said when there is none.
+    fn end_requested(&mut self, at_ms: u64, out: &mut Vec<Action>) {
+        if matches!(self.phase, Phase::Closing(_) | Phase::Ended) {
+            return;
+        }
+        if self.reply.as_ref().is_some_and(|r| !r.scripted) {
+            self.phase = Phase::Closing(EndReason::AgentEnded);
+            self.closing_since = at_ms;
+            self.maybe_finish_reply(at_ms, out);
+        } else {
+            self.close(at_ms, EndReason::AgentEnded, out);
+        }
     }
 
     /// Says a closing line (goodbye or apology), then hangs up once it has played.

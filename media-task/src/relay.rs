@@ -164,6 +164,7 @@ impl RelayCall<'_> {
                     let event = match event {
                         Some(BrainEvent::Text(text)) => Event::ReplyText(text),
                         Some(BrainEvent::ToolUsed { call, result }) => Event::ToolUsed { call, result },
+                        Some(BrainEvent::EndCall) => Event::EndCall,
                         Some(BrainEvent::Done) => { self.answer = None; Event::ReplyDone }
                         Some(BrainEvent::Failed(e)) => {
                             self.metrics.vendor_error(e.vendor());
@@ -302,6 +303,8 @@ enum Event {
         result: String,
     },
     ReplyDone,
+    /// The brain ended the call: `end` once its answer has been spoken.
+    EndCall,
     /// The brain failed for good (or there is none).
     ReplyFailed,
     /// A deadline the dialogue asked for ([`Dialogue::wake_at`]) passed.
@@ -376,6 +379,8 @@ struct Dialogue {
     cycle_open: bool,
     /// When Twilio will have spoken everything sent, by estimate.
     speaking_until_ms: u64,
+    /// The brain ended the call during its answer in flight.
+    end_after_reply: bool,
 }
 
 impl Dialogue {
@@ -396,6 +401,7 @@ impl Dialogue {
             turns: 0,
             cycle_open: false,
             speaking_until_ms: 0,
+            end_after_reply: false,
         }
     }
 
@@ -480,8 +486,19 @@ impl Dialogue {
             Event::ReplyDone => {
                 if let Some(reply) = self.reply.as_mut().filter(|r| r.in_flight()) {
                     reply.done = true;
+                    let silent = reply.said.trim().is_empty();
                     self.say(at, String::new(), true, &mut out);
                     self.phase = Phase::Listening;
+                    if self.end_after_reply {
+                        self.end_after_answer(at, silent, &mut out);
+                    }
+                }
+            }
+            Event::EndCall => {
+                if self.reply.as_ref().is_some_and(Reply::in_flight) {
+                    self.end_after_reply = true;
+                } else {
+                    self.close(at, EndReason::AgentEnded, &mut out);
                 }
             }
             Event::ReplyFailed => self.close(at, EndReason::VendorFailed, &mut out),
@@ -563,6 +580,8 @@ impl Dialogue {
         match self.phase {
             // Nothing is left to wait for: the closing line was cut short.
             Phase::Closing { reason, .. } => self.end(at, reason, out),
+            // The brain had ended the call: it ends, cut short.
+            Phase::Replying if self.end_after_reply => self.end(at, EndReason::AgentEnded, out),
             Phase::Replying => self.phase = Phase::Listening,
             Phase::Listening | Phase::Ended => {}
         }
@@ -594,6 +613,11 @@ impl Dialogue {
         // The caller's turn means the agent's earlier speech is over (or interrupted).
         self.speaking_until_ms = at;
         self.commit_caller_words(at);
+        if self.end_after_reply {
+            // The brain had ended the call; the caller's last words are kept.
+            self.end(at, EndReason::AgentEnded, out);
+            return;
+        }
         if self.turns >= self.settings.max_turns {
             self.close(at, EndReason::MaxTurns, out);
             return;
@@ -684,6 +708,22 @@ impl Dialogue {
             tool_calls: uses,
             dtmf: String::new(),
         });
+    }
+
+    /// The brain's answer ending the call is complete: `end` once it has been spoken,
+    /// or after the goodbye if it said nothing.
+    fn end_after_answer(&mut self, at: u64, silent: bool, out: &mut Vec<Step>) {
+        if silent {
+            self.close(at, EndReason::AgentEnded, out);
+            return;
+        }
+        let until_ms = self
+            .speaking_until_ms
+            .min(at + self.settings.closing_grace_ms);
+        self.phase = Phase::Closing {
+            reason: EndReason::AgentEnded,
+            until_ms,
+        };
     }
 
     /// Says the closing line (goodbye or apology); `end` follows once it has played.

@@ -112,6 +112,7 @@ impl End {
     pub fn reason(&self) -> &'static str {
         match self {
             End::Conversation(EndReason::CallerHungUp) | End::Stopped => "caller_hung_up",
+            End::Conversation(EndReason::AgentEnded) => "agent_ended",
             End::Conversation(EndReason::MaxDuration) => "max_duration",
             End::Conversation(EndReason::MaxTurns) => "max_turns",
             End::Conversation(EndReason::VendorFailed) => "vendor_failed",
@@ -420,6 +421,7 @@ impl Session<'_> {
                     let input = match event {
                         Some(BrainEvent::Text(text)) => Input::ReplyText(text),
                         Some(BrainEvent::ToolUsed { call, result }) => Input::ToolUsed { call, result },
+                        Some(BrainEvent::EndCall) => Input::EndCall,
                         Some(BrainEvent::Done) => { self.brain = None; Input::ReplyDone }
                         Some(BrainEvent::Failed(e)) => {
                             self.vendor_failed(&e);

@@ -419,3 +419,43 @@ fn text_is_cut_at_sentences_and_at_clauses_once_long_enough() {
         Some("Héllo wörld! ".len())
     );
 }
+
+#[test]
+fn the_brain_ending_the_call_lets_its_goodbye_play_then_hangs_up() {
+    let mut c = greeted();
+    caller_says(&mut c, 2_000, "That's all, thanks");
+    let out = c.handle(
+        3_600,
+        Input::ReplyText("Glad I could help. Goodbye!".into()),
+    );
+    assert_eq!(says(&out), vec![("m2".into(), "Glad I could help.".into())]);
+    // The end_call tool ran: nothing is cut, nothing is asked again.
+    assert!(c.handle(3_700, Input::EndCall).is_empty());
+    let out = c.handle(3_800, Input::ReplyDone);
+    assert_eq!(says(&out), vec![("m3".into(), "Goodbye!".into())]);
+    // The caller can no longer talk over it.
+    assert!(c.handle(4_000, Input::SpeechStarted).is_empty());
+    assert!(c.handle(4_900, played("m2")).is_empty());
+    assert_eq!(
+        c.handle(5_500, played("m3")),
+        vec![Action::Hangup(EndReason::AgentEnded)]
+    );
+    let last = c.transcript().last().unwrap();
+    assert_eq!(last.speaker, Speaker::Agent);
+    assert_eq!(last.text, "Glad I could help. Goodbye!");
+    assert!(!last.interrupted);
+}
+
+#[test]
+fn the_brain_ending_the_call_without_a_word_gets_the_goodbye_said() {
+    let mut c = greeted();
+    caller_says(&mut c, 2_000, "Bye");
+    assert!(c.handle(3_600, Input::EndCall).is_empty());
+    let out = c.handle(3_700, Input::ReplyDone);
+    let (mark, text) = says(&out).pop().unwrap();
+    assert_eq!(text, "Thank you for your time. Goodbye.");
+    assert_eq!(
+        c.handle(5_000, played(&mark)),
+        vec![Action::Hangup(EndReason::AgentEnded)]
+    );
+}

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use common::{Scene, token};
 use futures_util::{SinkExt, StreamExt};
-use parley_media::brain::Tools;
+use parley_media::brain::{ToolOutput, Tools};
 use parley_media::call::{Calls, Vendors, Voices};
 use parley_media::llm::openai::OpenAiChat;
 use parley_media::llm::{ToolCall, ToolSpec};
@@ -58,8 +58,14 @@ impl Tools for Availability {
             parameters: json!({"type": "object", "properties": {"party": {"type": "integer"}}}),
         }]
     }
-    async fn call(&self, call: &ToolCall) -> String {
-        format!("{}: a table for four is free at eight", call.name)
+    async fn call(&self, call: &ToolCall) -> ToolOutput {
+        if call.name == "end_call" {
+            return ToolOutput {
+                content: "the call ends after your goodbye".into(),
+                end_call: true,
+            };
+        }
+        format!("{}: a table for four is free at eight", call.name).into()
     }
 }
 
@@ -461,6 +467,38 @@ async fn keys_reach_the_brain_at_hash_or_after_a_pause() {
     let turns = transcript(&world, call_id).await;
     assert_eq!(turns[1]["dtmf"], "42#");
     assert_eq!(turns[3]["dtmf"], "7");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_brain_ends_the_call_after_its_own_goodbye() {
+    let (world, ids) = world(relay_settings(), 1, false).await;
+    let call_id = &ids[0];
+    world.chat.push(Reply::tool_calls(&[("end_call", "{}")]));
+    world.chat.push(Reply::text("Thanks for calling. Goodbye!"));
+    // No steps after the answer: the session ends from Parley's side.
+    let heard = relay_caller::call(
+        &dial(&world.url, call_id, "VXendcall"),
+        vec![answer(5), say("That's all, thanks."), answer(5)],
+    )
+    .await
+    .unwrap();
+    assert_eq!(heard.answers[1], "Thanks for calling. Goodbye!");
+    assert_eq!(handoff_reason(&heard), "agent_ended");
+    let goodbye_at = heard.tokens.last().unwrap().at_ms;
+    assert!(heard.ends[0].1 >= goodbye_at, "end after the goodbye");
+    // The model was asked once more after its tool, to say goodbye, and no more.
+    assert_eq!(world.chat.requests().len(), 2);
+
+    let events = records(&world, call_id).await;
+    assert_eq!(ended(&events), ("agent_ended".into(), 1));
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, CallEvent::ToolCalled { name, ok: true } if name == "end_call"))
+    );
+    let turns = transcript(&world, call_id).await;
+    assert_eq!(speakers(&turns), ["agent", "caller", "agent"]);
+    assert_eq!(turns[2]["text"], "Thanks for calling. Goodbye!");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
