@@ -227,26 +227,35 @@ struct Call {
 
 /// Silence, a sentence, quiet noise, another sentence by another voice, quiet noise.
 fn call(rate: u32) -> Call {
-    let dir = tempfile::tempdir().unwrap();
     let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    spoken(
+        rate,
+        &[
+            (
+                "slt",
+                "Hello, I would like to book a viewing for Saturday morning.",
+            ),
+            ("kal", "Yes, that works for me, thank you."),
+        ],
+        |len| quiet_noise(len * 3 / 4, &mut seed),
+    )
+}
+
+/// A second of silence, then each sentence followed by `after(samples in 2 s)`.
+fn spoken(rate: u32, sentences: &[(&str, &str)], mut after: impl FnMut(usize) -> Vec<i16>) -> Call {
+    let dir = tempfile::tempdir().unwrap();
     let ms = |n: usize| n * 1000 / rate as usize;
     let mut audio = vec![0i16; rate as usize];
     let mut speech = Vec::new();
     let mut quiet = vec![(0, 1000)];
-    for (voice, text) in [
-        (
-            "slt",
-            "Hello, I would like to book a viewing for Saturday morning.",
-        ),
-        ("kal", "Yes, that works for me, thank you."),
-    ] {
+    for (voice, text) in sentences {
         let clean = speak(dir.path(), voice, text, rate);
         let (from, to) = span(&clean, rate);
         let offset = ms(audio.len()) as u64;
         speech.push((offset + from, offset + to));
         audio.extend_from_slice(&clean);
         let start = ms(audio.len()) as u64;
-        audio.extend(quiet_noise(rate as usize * 3 / 2, &mut seed));
+        audio.extend(after(rate as usize * 2));
         quiet.push((start, ms(audio.len()) as u64));
     }
     Call {
@@ -370,30 +379,15 @@ fn chunk_sizes_do_not_change_the_verdicts() {
 /// Twilio call is while the caller listens), and the sentences have their own silent
 /// pauses between words.
 fn silent_line_call(rate: u32) -> Call {
-    let dir = tempfile::tempdir().unwrap();
-    let ms = |n: usize| n * 1000 / rate as usize;
-    let mut audio = vec![0i16; rate as usize];
-    let mut speech = Vec::new();
-    let mut quiet = vec![(0, 1000)];
-    for (voice, text) in [
-        ("slt", "I would like to see the flat on Saturday."),
-        ("kal", "No, the morning is better for me."),
-        ("awb", "My budget is about five hundred thousand."),
-    ] {
-        let clean = speak(dir.path(), voice, text, rate);
-        let (from, to) = span(&clean, rate);
-        let offset = ms(audio.len()) as u64;
-        speech.push((offset + from, offset + to));
-        audio.extend_from_slice(&clean);
-        let start = ms(audio.len()) as u64;
-        audio.extend(std::iter::repeat_n(0, rate as usize * 2));
-        quiet.push((start, ms(audio.len()) as u64));
-    }
-    Call {
-        audio,
-        speech,
-        quiet,
-    }
+    spoken(
+        rate,
+        &[
+            ("slt", "I would like to see the flat on Saturday."),
+            ("kal", "No, the morning is better for me."),
+            ("awb", "My budget is about five hundred thousand."),
+        ],
+        |len| vec![0; len],
+    )
 }
 
 #[test]
