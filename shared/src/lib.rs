@@ -29,6 +29,7 @@ pub mod exotel;
 pub mod leadimport;
 pub mod leadviews;
 pub mod outbound;
+pub mod qualify;
 pub mod queue;
 pub mod readmodel;
 pub mod secrets;
