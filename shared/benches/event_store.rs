@@ -28,6 +28,7 @@ fn qualified(i: u64) -> NewEvent {
     let event = LeadEvent::LeadQualified {
         temperature: Temperature::Warm,
         score: (i % 100) as f64 / 100.0,
+        evidence: vec![],
     };
     NewEvent::from_domain(&event, meta()).expect("serialises")
 }

@@ -547,7 +547,8 @@ fn a_conversation_is_qualified_with_each_signal_quoting_its_line() {
         q.command(),
         LeadCommand::Qualify {
             temperature: Hot,
-            score: 1.0
+            score: 1.0,
+            evidence: q.evidence.clone(),
         }
     );
 }

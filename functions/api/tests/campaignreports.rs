@@ -140,8 +140,16 @@ impl Fixture {
     }
 
     async fn qualify(&self, phone: &str, temperature: Temperature, score: f64) {
-        self.run(phone, LeadCommand::Qualify { temperature, score })
-            .await;
+        let evidence = vec![];
+        self.run(
+            phone,
+            LeadCommand::Qualify {
+                temperature,
+                score,
+                evidence,
+            },
+        )
+        .await;
     }
 
     /// Two days of calling; New York is UTC-5 in early March.

@@ -14,6 +14,7 @@ use super::ids::{CallId, CampaignId};
 use super::values::{PhoneNumber, TimeZone};
 use crate::aggregate::Aggregate;
 use crate::event::DomainEvent;
+use crate::qualify::Evidence;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -85,6 +86,9 @@ pub enum LeadEvent {
     LeadQualified {
         temperature: Temperature,
         score: f64,
+        /// What the caller said that supports each signal.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        evidence: Vec<Evidence>,
     },
     LeadStatusChanged {
         status: LeadStatus,
@@ -136,6 +140,7 @@ pub enum LeadCommand {
     Qualify {
         temperature: Temperature,
         score: f64,
+        evidence: Vec<Evidence>,
     },
     ChangeStatus {
         status: LeadStatus,
@@ -317,11 +322,19 @@ impl Aggregate for Lead {
                 },
                 _ => return Ok(vec![]),
             },
-            LeadCommand::Qualify { temperature, score } => {
+            LeadCommand::Qualify {
+                temperature,
+                score,
+                evidence,
+            } => {
                 if !(0.0..=1.0).contains(&score) {
                     return Err(LeadError::BadScore(score));
                 }
-                LeadEvent::LeadQualified { temperature, score }
+                LeadEvent::LeadQualified {
+                    temperature,
+                    score,
+                    evidence,
+                }
             }
             LeadCommand::ChangeStatus { status } if status == self.status => return Ok(vec![]),
             LeadCommand::ChangeStatus { status } => LeadEvent::LeadStatusChanged { status },
@@ -383,7 +396,9 @@ impl Aggregate for Lead {
                     a.machine = true;
                 }
             }
-            LeadEvent::LeadQualified { temperature, score } => {
+            LeadEvent::LeadQualified {
+                temperature, score, ..
+            } => {
                 self.temperature = Some(*temperature);
                 self.score = Some(*score);
             }
@@ -686,6 +701,35 @@ mod tests {
     }
 
     #[test]
+    fn qualification_keeps_its_evidence_and_older_events_still_read() {
+        use crate::qualify::{Evidence, Signal};
+        let evidence = vec![Evidence {
+            signal: Signal::Budget,
+            words: "about five hundred thousand".into(),
+            value: Some("500000".into()),
+        }];
+        let event = LeadEvent::LeadQualified {
+            temperature: Temperature::Hot,
+            score: 0.8,
+            evidence: evidence.clone(),
+        };
+        let json = serde_json::to_value(&event).unwrap();
+        assert_eq!(json["evidence"][0]["words"], "about five hundred thousand");
+        assert_eq!(serde_json::from_value::<LeadEvent>(json).unwrap(), event);
+        // Written before evidence was kept.
+        let old =
+            serde_json::json!({"type": "lead_qualified", "temperature": "warm", "score": 0.5});
+        assert_eq!(
+            serde_json::from_value::<LeadEvent>(old).unwrap(),
+            LeadEvent::LeadQualified {
+                temperature: Temperature::Warm,
+                score: 0.5,
+                evidence: vec![],
+            }
+        );
+    }
+
+    #[test]
     fn scores_are_between_zero_and_one() {
         let lead = given::<Lead>(&[created()]);
         assert_eq!(
@@ -693,7 +737,8 @@ mod tests {
                 &lead,
                 LeadCommand::Qualify {
                     temperature: Temperature::Hot,
-                    score: 1.5
+                    score: 1.5,
+                    evidence: vec![],
                 }
             ),
             Err(LeadError::BadScore(1.5))
@@ -703,13 +748,15 @@ mod tests {
                 &lead,
                 LeadCommand::Qualify {
                     temperature: Temperature::Warm,
-                    score: 0.5
+                    score: 0.5,
+                    evidence: vec![],
                 }
             )
             .unwrap(),
             vec![LeadEvent::LeadQualified {
                 temperature: Temperature::Warm,
-                score: 0.5
+                score: 0.5,
+                evidence: vec![],
             }]
         );
     }

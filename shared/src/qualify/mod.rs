@@ -235,12 +235,12 @@ pub struct Qualification {
 }
 
 impl Qualification {
-    /// The lead stream's command that records this qualification (its event carries the
-    /// score and temperature).
+    /// The lead stream's command that records this qualification, evidence and all.
     pub fn command(&self) -> LeadCommand {
         LeadCommand::Qualify {
             temperature: self.temperature,
             score: self.score,
+            evidence: self.evidence.clone(),
         }
     }
 }
