@@ -76,6 +76,10 @@ pub fn router(state: AppState) -> Router {
             put(tenants::set_dialing_limits),
         )
         .route(
+            "/v1/tenants/{id}/qualification",
+            put(tenants::set_qualification),
+        )
+        .route(
             "/v1/tenants/{id}/vendor-keys/{name}",
             put(tenants::set_vendor_key).delete(tenants::remove_vendor_key),
         )

@@ -12,6 +12,7 @@ use parley_shared::domain::call::Carrier;
 use parley_shared::domain::tenant::{DialingLimits, Tenant, TenantCommand};
 use parley_shared::domain::{TenantId, TimeZone};
 use parley_shared::exotel;
+use parley_shared::qualify::QualificationSettings;
 use parley_shared::readmodel::{Index, IndexEntry, Query as ViewQuery, View, project};
 use parley_shared::secrets::{SecretString, vendor_key_name};
 use serde::Deserialize;
@@ -87,6 +88,7 @@ fn repr(id: &TenantId, tenant: &Tenant) -> Value {
             "exotel": tenant.carriers.contains(&Carrier::Exotel),
         },
         "dialing_limits": tenant.limits,
+        "qualification": tenant.qualification,
         "vendor_keys": tenant.vendor_keys,
     })
 }
@@ -299,6 +301,47 @@ pub async fn set_dialing_limits(
     .await?;
     save_view(&state, &id, &done.state, done.version).await?;
     Ok(Json(done.state.limits))
+}
+
+/// `PUT /v1/tenants/{id}/qualification`: how the tenant's leads are scored (BANT
+/// weights) and where hot and warm begin. A field left out takes its default.
+pub async fn set_qualification(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<Value>,
+) -> Result<Json<QualificationSettings>, ApiError> {
+    let (id, _, _) = visible(&state, &caller, &id).await?;
+    known_qualification_fields(&body)?;
+    let settings: QualificationSettings = crate::body::from_value(body)?;
+    let done = run::<Tenant>(
+        &state,
+        &id.stream(),
+        &id,
+        TenantCommand::SetQualification { settings },
+    )
+    .await?;
+    save_view(&state, &id, &done.state, done.version).await?;
+    Ok(Json(done.state.qualification))
+}
+
+/// Stored settings read leniently (a newer version's fields are ignored), so a
+/// misspelt field here would silently keep its default: it is refused instead.
+fn known_qualification_fields(body: &Value) -> Result<(), ApiError> {
+    const TOP: [&str; 3] = ["weights", "hot_at", "warm_at"];
+    const WEIGHTS: [&str; 5] = ["budget", "authority", "need", "timeline", "engagement"];
+    let unknown = |field: String| ApiError::invalid(field, "unknown field");
+    if let Some(fields) = body.as_object() {
+        if let Some(name) = fields.keys().find(|k| !TOP.contains(&k.as_str())) {
+            return Err(unknown(name.clone()));
+        }
+    }
+    if let Some(weights) = body.get("weights").and_then(Value::as_object) {
+        if let Some(name) = weights.keys().find(|k| !WEIGHTS.contains(&k.as_str())) {
+            return Err(unknown(format!("weights.{name}")));
+        }
+    }
+    Ok(())
 }
 
 #[derive(Deserialize)]

@@ -233,6 +233,70 @@ async fn a_tenant_never_sees_another_tenants_list() {
 }
 
 #[tokio::test]
+async fn qualification_settings_are_set_validated_and_shown_with_the_tenant() {
+    let api = Api::new();
+    let (id, key) = api.tenant("Acme").await;
+    let (other, _) = api.tenant("Bolt").await;
+    let path = format!("/v1/tenants/{id}/qualification");
+
+    // Every tenant starts with the weights and thresholds.
+    let (_, tenant) = api
+        .call(Method::GET, &format!("/v1/tenants/{id}"), Some(&key), None)
+        .await;
+    assert_eq!(tenant["qualification"]["hot_at"], 0.75);
+    assert_eq!(tenant["qualification"]["weights"]["budget"], 0.25);
+
+    let stricter = json!({
+        "weights": {"budget": 0.3, "authority": 0.2, "need": 0.3, "timeline": 0.2, "engagement": 0.0},
+        "hot_at": 0.8
+    });
+    let (status, settings) = api
+        .call(Method::PUT, &path, Some(&key), Some(stricter))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{settings}");
+    assert_eq!(settings["hot_at"], 0.8);
+    assert_eq!(settings["warm_at"], 0.45, "left out: its default");
+    assert_eq!(settings["weights"]["engagement"], 0.0);
+    let (_, tenant) = api
+        .call(Method::GET, &format!("/v1/tenants/{id}"), Some(ADMIN), None)
+        .await;
+    assert_eq!(tenant["qualification"], settings);
+
+    // Bad settings are refused, naming the field, and change nothing.
+    for (body, field) in [
+        (json!({"weights": {"budget": 0.9}}), "weights"),
+        (
+            json!({"weights": {"budget": -0.1, "need": 0.6}}),
+            "weights.budget",
+        ),
+        (json!({"hot_at": 0.4}), "warm_at"),
+        (json!({"warm_at": 1.5}), "warm_at"),
+        (json!({"hot": 0.9}), "hot"),
+        (json!({"weights": {"budjet": 0.25}}), "weights.budjet"),
+        (json!({"hot_at": "high"}), "hot_at"),
+    ] {
+        let (status, error) = api.call(Method::PUT, &path, Some(&key), Some(body)).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{error}");
+        assert_eq!(error["error"]["field"], field, "{error}");
+    }
+    let (_, tenant) = api
+        .call(Method::GET, &format!("/v1/tenants/{id}"), Some(&key), None)
+        .await;
+    assert_eq!(tenant["qualification"], settings);
+
+    // Another tenant's settings are out of reach.
+    let (status, _) = api
+        .call(
+            Method::PUT,
+            &format!("/v1/tenants/{other}/qualification"),
+            Some(&key),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
 async fn dialing_limits_are_set_validated_and_shown_with_the_tenant() {
     let api = Api::new();
     let (id, key) = api.tenant("Acme").await;

@@ -8,6 +8,7 @@ use super::call::Carrier;
 use super::values::{TimeZone, ValueError, name};
 use crate::aggregate::Aggregate;
 use crate::event::DomainEvent;
+use crate::qualify::QualificationSettings;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -44,6 +45,10 @@ pub enum TenantEvent {
     DialingLimitsSet {
         limits: DialingLimits,
     },
+    /// How the tenant's leads are scored and made hot, warm or cold.
+    QualificationSet {
+        settings: QualificationSettings,
+    },
     #[serde(other)]
     Unknown,
 }
@@ -68,6 +73,7 @@ pub enum TenantCommand {
     RecordVendorKey { name: String },
     RemoveVendorKey { name: String },
     SetDialingLimits { limits: DialingLimits },
+    SetQualification { settings: QualificationSettings },
 }
 
 /// Caps over all of a tenant's campaigns: calls in progress at once, and calls started
@@ -137,6 +143,7 @@ pub struct Tenant {
     /// Names of the vendor keys stored for the tenant's agents.
     pub vendor_keys: std::collections::BTreeSet<String>,
     pub limits: DialingLimits,
+    pub qualification: QualificationSettings,
 }
 
 impl Aggregate for Tenant {
@@ -215,6 +222,16 @@ impl Aggregate for Tenant {
                     vec![TenantEvent::DialingLimitsSet { limits }]
                 }
             }
+            TenantCommand::SetQualification { settings } => {
+                if let Err(mut errors) = settings.validate() {
+                    return Err(TenantError::Invalid(errors.remove(0)));
+                }
+                if settings == self.qualification {
+                    vec![]
+                } else {
+                    vec![TenantEvent::QualificationSet { settings }]
+                }
+            }
             // Suspending a suspended tenant (or reactivating an active one) is a no-op.
             TenantCommand::Suspend { .. } | TenantCommand::Reactivate => vec![],
         })
@@ -245,6 +262,7 @@ impl Aggregate for Tenant {
                 self.vendor_keys.remove(name);
             }
             TenantEvent::DialingLimitsSet { limits } => self.limits = *limits,
+            TenantEvent::QualificationSet { settings } => self.qualification = *settings,
             TenantEvent::Unknown => {}
         }
     }
@@ -369,6 +387,31 @@ mod tests {
         assert_eq!(set.limits, faster);
         assert_eq!(
             when(&set, TenantCommand::SetDialingLimits { limits: faster }).unwrap(),
+            vec![]
+        );
+    }
+
+    #[test]
+    fn qualification_settings_default_to_the_issues_and_validate_by_field() {
+        let tenant = given::<Tenant>(&[created()]);
+        assert_eq!(tenant.qualification, QualificationSettings::default());
+        let mut bad = QualificationSettings::default();
+        bad.warm_at = 0.9;
+        match when(&tenant, TenantCommand::SetQualification { settings: bad }) {
+            Err(TenantError::Invalid(e)) => assert_eq!(e.field, "warm_at"),
+            other => panic!("{other:?}"),
+        }
+        let mut stricter = QualificationSettings::default();
+        stricter.hot_at = 0.85;
+        let events = when(
+            &tenant,
+            TenantCommand::SetQualification { settings: stricter },
+        )
+        .unwrap();
+        let set = given::<Tenant>(&[created(), events[0].clone()]);
+        assert_eq!(set.qualification.hot_at, 0.85);
+        assert_eq!(
+            when(&set, TenantCommand::SetQualification { settings: stricter }).unwrap(),
             vec![]
         );
     }

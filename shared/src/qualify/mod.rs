@@ -151,7 +151,7 @@ impl QualificationSettings {
             if (sum - 1.0).abs() > WEIGHT_SUM_TOLERANCE {
                 errors.push(ValueError {
                     field: "weights",
-                    reason: format!("the weights add up to {sum}, not 1"),
+                    reason: format!("the weights add up to {sum:.3}, not 1"),
                 });
             }
         }
