@@ -395,14 +395,18 @@ mod tests {
     fn qualification_settings_default_to_the_issues_and_validate_by_field() {
         let tenant = given::<Tenant>(&[created()]);
         assert_eq!(tenant.qualification, QualificationSettings::default());
-        let mut bad = QualificationSettings::default();
-        bad.warm_at = 0.9;
+        let bad = QualificationSettings {
+            warm_at: 0.9,
+            ..QualificationSettings::default()
+        };
         match when(&tenant, TenantCommand::SetQualification { settings: bad }) {
             Err(TenantError::Invalid(e)) => assert_eq!(e.field, "warm_at"),
             other => panic!("{other:?}"),
         }
-        let mut stricter = QualificationSettings::default();
-        stricter.hot_at = 0.85;
+        let stricter = QualificationSettings {
+            hot_at: 0.85,
+            ..QualificationSettings::default()
+        };
         let events = when(
             &tenant,
             TenantCommand::SetQualification { settings: stricter },
