@@ -26,6 +26,7 @@ pub mod error;
 pub mod event;
 pub mod eventstore;
 pub mod exotel;
+pub mod flow;
 pub mod leadimport;
 pub mod leadviews;
 pub mod outbound;
