@@ -2,12 +2,14 @@
 //! tenants. Another tenant's agent is simply not found.
 
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, header};
 use parley_shared::aggregate::load_any;
 use parley_shared::domain::agent::{Agent, AgentCommand, AgentSettings};
 use parley_shared::domain::tenant::Tenant;
 use parley_shared::domain::{AgentId, TenantId};
+use parley_shared::flow::{Flow, FlowError};
 use parley_shared::readmodel::project;
 use serde_json::{Value, json};
 
@@ -169,6 +171,84 @@ pub async fn update(
         .as_ref()
         .ok_or_else(|| ApiError::not_found("agent"))?;
     Ok(Json(repr(&id, &tenant, settings)))
+}
+
+/// `PUT /v1/agents/{id}/flow`: the agent's scripted flow, as YAML
+/// (`application/yaml`) or JSON. Every problem is reported, each naming its node and
+/// field (`flow.nodes.budget.next[0].goto`); the agent is unchanged unless all is well.
+pub async fn set_flow(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let tenant = caller.tenant()?.clone();
+    let (id, _, agent) = visible(&state, &caller, &id).await?;
+    let text =
+        std::str::from_utf8(&body).map_err(|_| ApiError::invalid("body", "must be UTF-8 text"))?;
+    let media_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    let parsed = match media_type.as_str() {
+        "application/json" => Flow::parse_json(text),
+        "application/yaml" | "application/x-yaml" | "text/yaml" | "text/x-yaml" => {
+            Flow::parse_yaml(text)
+        }
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send the flow as application/yaml or application/json",
+            ));
+        }
+    };
+    let flow = parsed.map_err(flow_problems)?;
+    let mut settings = agent
+        .settings
+        .clone()
+        .ok_or_else(|| ApiError::not_found("agent"))?;
+    settings.flow = Some(flow);
+    let done = run::<Agent>(
+        &state,
+        &id.stream(),
+        &tenant,
+        AgentCommand::Change { settings },
+    )
+    .await?;
+    save_view(&state, &id, &tenant, &done.state, done.version).await?;
+    let settings = done
+        .state
+        .settings
+        .as_ref()
+        .ok_or_else(|| ApiError::not_found("agent"))?;
+    Ok(Json(repr(&id, &tenant, settings)))
+}
+
+/// A flow's problems, each under `flow.` so that they read like the agent's own fields.
+fn flow_problems(e: FlowError) -> ApiError {
+    let field = |path: &str| {
+        if path.is_empty() {
+            "flow".to_owned()
+        } else {
+            format!("flow.{path}")
+        }
+    };
+    let problems: Vec<(String, String)> = e
+        .errors
+        .iter()
+        .map(|p| (field(&p.path), p.message.clone()))
+        .collect();
+    let first = problems
+        .first()
+        .map_or_else(|| "flow".to_owned(), |(f, _)| f.clone());
+    ApiError {
+        problems,
+        ..ApiError::invalid(first, e.to_string())
+    }
 }
 
 pub async fn delete(

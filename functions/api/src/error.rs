@@ -1,5 +1,6 @@
-//! The API's errors, as JSON: `{"error": {"code", "message", "field"?}}`. Bad input
-//! always names the field; internal failures say nothing about internals.
+//! The API's errors, as JSON: `{"error": {"code", "message", "field"?, "problems"?}}`.
+//! Bad input always names the field (and, where a document has several problems, each
+//! with its own `field`); internal failures say nothing about internals.
 
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -15,6 +16,8 @@ pub struct ApiError {
     pub code: &'static str,
     pub message: String,
     pub field: Option<String>,
+    /// Every problem of a document, each `{"field", "message"}`; `field` is the first.
+    pub problems: Vec<(String, String)>,
 }
 
 impl ApiError {
@@ -24,6 +27,7 @@ impl ApiError {
             code,
             message: message.into(),
             field: None,
+            problems: Vec::new(),
         }
     }
 
@@ -118,6 +122,14 @@ impl IntoResponse for ApiError {
         let mut error = json!({ "code": self.code, "message": self.message });
         if let Some(field) = &self.field {
             error["field"] = json!(field);
+        }
+        if !self.problems.is_empty() {
+            let problems: Vec<_> = self
+                .problems
+                .iter()
+                .map(|(field, message)| json!({ "field": field, "message": message }))
+                .collect();
+            error["problems"] = json!(problems);
         }
         let mut response = (self.status, Json(json!({ "error": error }))).into_response();
         if self.status == StatusCode::UNAUTHORIZED {

@@ -90,6 +90,7 @@ pub fn router(state: AppState) -> Router {
                 .patch(agents::update)
                 .delete(agents::delete),
         )
+        .route("/v1/agents/{id}/flow", put(agents::set_flow))
         .route("/v1/calls", post(calls::create).get(calls::list))
         .route(
             "/v1/campaigns",

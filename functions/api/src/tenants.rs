@@ -331,15 +331,15 @@ fn known_qualification_fields(body: &Value) -> Result<(), ApiError> {
     const TOP: [&str; 3] = ["weights", "hot_at", "warm_at"];
     const WEIGHTS: [&str; 5] = ["budget", "authority", "need", "timeline", "engagement"];
     let unknown = |field: String| ApiError::invalid(field, "unknown field");
-    if let Some(fields) = body.as_object() {
-        if let Some(name) = fields.keys().find(|k| !TOP.contains(&k.as_str())) {
-            return Err(unknown(name.clone()));
-        }
+    if let Some(fields) = body.as_object()
+        && let Some(name) = fields.keys().find(|k| !TOP.contains(&k.as_str()))
+    {
+        return Err(unknown(name.clone()));
     }
-    if let Some(weights) = body.get("weights").and_then(Value::as_object) {
-        if let Some(name) = weights.keys().find(|k| !WEIGHTS.contains(&k.as_str())) {
-            return Err(unknown(format!("weights.{name}")));
-        }
+    if let Some(weights) = body.get("weights").and_then(Value::as_object)
+        && let Some(name) = weights.keys().find(|k| !WEIGHTS.contains(&k.as_str()))
+    {
+        return Err(unknown(format!("weights.{name}")));
     }
     Ok(())
 }

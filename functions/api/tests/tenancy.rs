@@ -176,6 +176,135 @@ async fn bad_bodies_name_their_field() {
 }
 
 #[tokio::test]
+async fn an_agents_flow_is_uploaded_as_yaml_or_json_with_every_problem_named() {
+    let api = Api::new();
+    let (_, key) = api.tenant("Acme").await;
+    let (_, other_key) = api.tenant("Bolt").await;
+    let id = api.agent(&key, "Riley").await;
+    let path = format!("/v1/agents/{id}/flow");
+    let yaml = "name: Viewings\nstart: ask\nnodes:\n  ask:\n    say: Which day suits you?\n    collect: {slot: day, kind: date}\n    next: [{goto: bye}]\n  bye:\n    say: Thanks, goodbye.\n    on_enter: [end]\n";
+
+    let (status, agent) = api
+        .send(
+            Method::PUT,
+            &path,
+            Some(&key),
+            Some(("application/yaml", yaml.into())),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{agent}");
+    assert_eq!(agent["flow"]["start"], "ask");
+    assert_eq!(agent["flow"]["nodes"]["ask"]["collect"]["kind"], "date");
+    // The same flow as JSON, and the agent shows it.
+    let (status, again) = api
+        .send(
+            Method::PUT,
+            &path,
+            Some(&key),
+            Some(("application/json", agent["flow"].to_string())),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert_eq!(again["flow"], agent["flow"]);
+    let (_, shown) = api
+        .call(Method::GET, &format!("/v1/agents/{id}"), Some(&key), None)
+        .await;
+    assert_eq!(shown["flow"], agent["flow"]);
+
+    // A broken flow: every problem is named by node and field, and nothing changes.
+    let broken = yaml
+        .replace("goto: bye", "goto: by")
+        .replace("kind: date", "kind: dat");
+    let (status, reply) = api
+        .send(
+            Method::PUT,
+            &path,
+            Some(&key),
+            Some(("application/yaml", broken)),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{reply}");
+    assert!(field(&reply).starts_with("flow.nodes.ask"), "{reply}");
+    let broken = yaml
+        .replace("goto: bye", "goto: by")
+        .replace("start: ask", "start: as");
+    let (_, reply) = api
+        .send(
+            Method::PUT,
+            &path,
+            Some(&key),
+            Some(("application/yaml", broken)),
+        )
+        .await;
+    let fields: Vec<&str> = reply["error"]["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["field"].as_str().unwrap())
+        .collect();
+    assert!(fields.contains(&"flow.start"), "{reply}");
+    assert!(fields.contains(&"flow.nodes.ask.next[0].goto"), "{reply}");
+    let (_, shown) = api
+        .call(Method::GET, &format!("/v1/agents/{id}"), Some(&key), None)
+        .await;
+    assert_eq!(shown["flow"], agent["flow"], "unchanged");
+
+    // Neither YAML nor JSON; garbage; another tenant's agent.
+    let (status, _) = api
+        .send(
+            Method::PUT,
+            &path,
+            Some(&key),
+            Some(("text/plain", yaml.into())),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let (status, reply) = api
+        .send(
+            Method::PUT,
+            &path,
+            Some(&key),
+            Some(("application/yaml", "{[: ::".into())),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{reply}");
+    let (status, _) = api
+        .send(
+            Method::PUT,
+            &path,
+            Some(&other_key),
+            Some(("application/yaml", yaml.into())),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // An industry brings its prompt and flow; the default prompt needs one.
+    let (status, reply) = api
+        .call(
+            Method::PATCH,
+            &format!("/v1/agents/{id}"),
+            Some(&key),
+            Some(json!({"use_default_prompt": true, "flow": null})),
+        )
+        .await;
+    assert_eq!(
+        (status, field(&reply)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "use_default_prompt")
+    );
+    let (status, agent) = api
+        .call(
+            Method::PATCH,
+            &format!("/v1/agents/{id}"),
+            Some(&key),
+            Some(json!({"industry": "real_estate", "use_default_prompt": true, "flow": null})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{agent}");
+    assert_eq!(agent["industry"], "real_estate");
+    assert!(agent.get("flow").is_none(), "{agent}");
+}
+
+#[tokio::test]
 async fn agents_are_patched_field_by_field() {
     let api = Api::new();
     let (_, key) = api.tenant("Acme").await;

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::values::{PhoneNumber, TimeZone, ValueError, name};
 use crate::aggregate::Aggregate;
 use crate::event::DomainEvent;
+use crate::flow::{Flow, Industry};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -309,9 +310,21 @@ pub struct AgentSettings {
     /// Spoken when a call the agent placed is answered.
     #[serde(default = "AgentSettings::default_outbound_greeting")]
     pub outbound_greeting: String,
-    /// The agent's own prompt; `None` uses the default prompt.
+    /// The agent's own prompt (a template, like the greetings); `None` uses its
+    /// industry's default prompt.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub system_prompt: Option<String>,
+    /// The agent's line of business: it picks the default prompt and, for an agent with
+    /// no flow of its own, the scripted flow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub industry: Option<Industry>,
+    /// Speak from the industry's default prompt even when `system_prompt` is set.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub use_default_prompt: bool,
+    /// The agent's scripted flow: its whole brain with no language model, and each
+    /// node's scope (prompt and tools) with one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flow: Option<Flow>,
     #[serde(default)]
     pub voice: Voice,
     #[serde(default)]
@@ -352,6 +365,22 @@ impl AgentSettings {
         60
     }
 
+    /// The prompt the agent speaks from (a template): its own, or its industry's.
+    pub fn prompt(&self) -> Option<&str> {
+        let default = self.industry.map(Industry::prompt);
+        match (&self.system_prompt, self.use_default_prompt) {
+            (Some(own), false) => Some(own.as_str()),
+            _ => default,
+        }
+    }
+
+    /// The flow the agent follows: its own, or its industry's shipped one.
+    pub fn script(&self) -> Option<Flow> {
+        self.flow
+            .clone()
+            .or_else(|| self.industry.map(Flow::default_for))
+    }
+
     /// Settings with this name and every default.
     pub fn named(agent_name: &str) -> Self {
         AgentSettings {
@@ -361,6 +390,9 @@ impl AgentSettings {
             inbound_greeting: Self::default_inbound_greeting(),
             outbound_greeting: Self::default_outbound_greeting(),
             system_prompt: None,
+            industry: None,
+            use_default_prompt: false,
+            flow: None,
             voice: Voice::default(),
             mode: ConversationMode::default(),
             business_hours: BusinessHours::default(),
@@ -390,6 +422,15 @@ impl AgentSettings {
         bounded("outbound_greeting", &self.outbound_greeting, 1000)?;
         if let Some(prompt) = &self.system_prompt {
             bounded("system_prompt", prompt, 20_000)?;
+        }
+        if self.use_default_prompt && self.industry.is_none() {
+            return Err(ValueError {
+                field: "use_default_prompt",
+                reason: "needs an industry, whose prompt it is".into(),
+            });
+        }
+        if let Some(flow) = &self.flow {
+            flow_fits(flow)?;
         }
         if !(0.5..=2.0).contains(&self.voice.speed) {
             return Err(ValueError {
@@ -569,6 +610,26 @@ impl Aggregate for Agent {
     }
 }
 
+/// An agent's flow is kept whole in its events: valid, and small enough for an event
+/// store item (DynamoDB's limit is 400 KB a record).
+fn flow_fits(flow: &Flow) -> Result<(), ValueError> {
+    flow.validate().map_err(|e| ValueError {
+        field: "flow",
+        reason: e.to_string(),
+    })?;
+    let size = serde_json::to_vec(flow).map_or(usize::MAX, |json| json.len());
+    if size > MAX_FLOW_BYTES {
+        return Err(ValueError {
+            field: "flow",
+            reason: format!("is {size} bytes as JSON; at most {MAX_FLOW_BYTES}"),
+        });
+    }
+    Ok(())
+}
+
+/// The largest flow an agent may hold, as JSON.
+pub const MAX_FLOW_BYTES: usize = 128 * 1024;
+
 #[cfg(test)]
 mod tests {
     use chrono::TimeZone as _;
@@ -592,6 +653,64 @@ mod tests {
         assert_eq!(settings.language, "en-US");
         assert!(settings.recording);
         assert_eq!(settings.status, AgentStatus::PendingSetup);
+    }
+
+    #[test]
+    fn the_prompt_and_flow_come_from_the_agent_or_its_industry() {
+        let mut settings = AgentSettings::named("Riley");
+        assert_eq!((settings.prompt(), settings.script()), (None, None));
+        settings.industry = Some(Industry::RealEstate);
+        assert_eq!(settings.prompt(), Some(Industry::RealEstate.prompt()));
+        assert_eq!(
+            settings.script(),
+            Some(Flow::default_for(Industry::RealEstate))
+        );
+        settings.system_prompt = Some("Be brief.".into());
+        assert_eq!(settings.prompt(), Some("Be brief."));
+        settings.use_default_prompt = true;
+        assert_eq!(settings.prompt(), Some(Industry::RealEstate.prompt()));
+        let own = Flow::default_for(Industry::Appointments);
+        settings.flow = Some(own.clone());
+        assert_eq!(settings.script(), Some(own));
+        let json = serde_json::to_value(&settings).unwrap();
+        assert_eq!(json["industry"], "real_estate");
+        let back: AgentSettings = serde_json::from_value(json).unwrap();
+        assert_eq!(back.validated().unwrap(), settings);
+    }
+
+    #[test]
+    fn a_flow_must_be_valid_and_fit_an_event() {
+        let mut settings = AgentSettings::named("Riley");
+        let mut flow = Flow::default_for(Industry::Appointments);
+        flow.start = "nowhere".into();
+        settings.flow = Some(flow);
+        let err = settings.clone().validated().unwrap_err();
+        assert_eq!(err.field, "flow");
+        assert!(err.reason.contains("start"), "{}", err.reason);
+
+        // Valid, but 40 nodes of 4 KB each.
+        let words = "word ".repeat(790);
+        let mut yaml = String::from("name: long\nstart: n0\nnodes:\n");
+        for i in 0..40 {
+            let next = i + 1;
+            yaml += &format!(
+                "  n{i}:\n    say: {}\n    next: [{{goto: n{next}}}]\n",
+                words.trim()
+            );
+        }
+        yaml += "  n40:\n    say: Goodbye.\n    on_enter: [end]\n";
+        let big = Flow::parse_yaml(&yaml).unwrap();
+        settings.flow = Some(big);
+        let err = settings.clone().validated().unwrap_err();
+        assert_eq!(err.field, "flow");
+        assert!(err.reason.contains("bytes"), "{}", err.reason);
+
+        settings.flow = None;
+        settings.use_default_prompt = true;
+        assert_eq!(
+            settings.validated().unwrap_err().field,
+            "use_default_prompt"
+        );
     }
 
     #[test]

@@ -68,14 +68,26 @@ impl Api {
         key: Option<&str>,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
+        let body = body.map(|b| ("application/json", b.to_string()));
+        self.send(method, path, key, body).await
+    }
+
+    /// A request with a body of any type: `(content type, text)`.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        key: Option<&str>,
+        body: Option<(&str, String)>,
+    ) -> (StatusCode, Value) {
         let mut request = Request::builder().method(method).uri(path);
         if let Some(key) = key {
             request = request.header("authorization", format!("Bearer {key}"));
         }
         let request = match body {
-            Some(body) => request
-                .header("content-type", "application/json")
-                .body(Body::from(body.to_string())),
+            Some((content_type, body)) => request
+                .header("content-type", content_type)
+                .body(Body::from(body)),
             None => request.body(Body::empty()),
         }
         .unwrap();
