@@ -157,20 +157,7 @@ pub async fn update(
     merge(&mut settings, &patch);
     let settings: AgentSettings = parse(settings.to_string().as_bytes())?;
     keys_exist(&active(&state, &tenant).await?, &settings)?;
-    let done = run::<Agent>(
-        &state,
-        &id.stream(),
-        &tenant,
-        AgentCommand::Change { settings },
-    )
-    .await?;
-    save_view(&state, &id, &tenant, &done.state, done.version).await?;
-    let settings = done
-        .state
-        .settings
-        .as_ref()
-        .ok_or_else(|| ApiError::not_found("agent"))?;
-    Ok(Json(repr(&id, &tenant, settings)))
+    change(&state, &id, &tenant, settings).await
 }
 
 /// `PUT /v1/agents/{id}/flow`: the agent's scripted flow, as YAML
@@ -212,20 +199,30 @@ pub async fn set_flow(
         .clone()
         .ok_or_else(|| ApiError::not_found("agent"))?;
     settings.flow = Some(flow);
+    change(&state, &id, &tenant, settings).await
+}
+
+/// Stores the agent's new settings; the agent as it now is.
+async fn change(
+    state: &AppState,
+    id: &AgentId,
+    tenant: &TenantId,
+    settings: AgentSettings,
+) -> Result<Json<Value>, ApiError> {
     let done = run::<Agent>(
-        &state,
+        state,
         &id.stream(),
-        &tenant,
+        tenant,
         AgentCommand::Change { settings },
     )
     .await?;
-    save_view(&state, &id, &tenant, &done.state, done.version).await?;
+    save_view(state, id, tenant, &done.state, done.version).await?;
     let settings = done
         .state
         .settings
         .as_ref()
         .ok_or_else(|| ApiError::not_found("agent"))?;
-    Ok(Json(repr(&id, &tenant, settings)))
+    Ok(Json(repr(id, tenant, settings)))
 }
 
 /// A flow's problems, each under `flow.` so that they read like the agent's own fields.

@@ -7,7 +7,7 @@ mod common;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use common::{ADMIN, Api, field};
-use serde_json::json;
+use serde_json::{Value, json};
 use tower::ServiceExt;
 
 #[tokio::test]
@@ -175,6 +175,17 @@ async fn bad_bodies_name_their_field() {
     assert_eq!(all["items"], json!([]), "nothing was created");
 }
 
+async fn put_flow(
+    api: &Api,
+    path: &str,
+    key: &str,
+    content_type: &str,
+    body: impl Into<String>,
+) -> (StatusCode, Value) {
+    let body = Some((content_type, body.into()));
+    api.send(Method::PUT, path, Some(key), body).await
+}
+
 #[tokio::test]
 async fn an_agents_flow_is_uploaded_as_yaml_or_json_with_every_problem_named() {
     let api = Api::new();
@@ -184,26 +195,19 @@ async fn an_agents_flow_is_uploaded_as_yaml_or_json_with_every_problem_named() {
     let path = format!("/v1/agents/{id}/flow");
     let yaml = "name: Viewings\nstart: ask\nnodes:\n  ask:\n    say: Which day suits you?\n    collect: {slot: day, kind: date}\n    next: [{goto: bye}]\n  bye:\n    say: Thanks, goodbye.\n    on_enter: [end]\n";
 
-    let (status, agent) = api
-        .send(
-            Method::PUT,
-            &path,
-            Some(&key),
-            Some(("application/yaml", yaml.into())),
-        )
-        .await;
+    let (status, agent) = put_flow(&api, &path, &key, "application/yaml", yaml.into()).await;
     assert_eq!(status, StatusCode::OK, "{agent}");
     assert_eq!(agent["flow"]["start"], "ask");
     assert_eq!(agent["flow"]["nodes"]["ask"]["collect"]["kind"], "date");
     // The same flow as JSON, and the agent shows it.
-    let (status, again) = api
-        .send(
-            Method::PUT,
-            &path,
-            Some(&key),
-            Some(("application/json", agent["flow"].to_string())),
-        )
-        .await;
+    let (status, again) = put_flow(
+        &api,
+        &path,
+        &key,
+        "application/json",
+        agent["flow"].to_string(),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{again}");
     assert_eq!(again["flow"], agent["flow"]);
     let (_, shown) = api
@@ -215,27 +219,13 @@ async fn an_agents_flow_is_uploaded_as_yaml_or_json_with_every_problem_named() {
     let broken = yaml
         .replace("goto: bye", "goto: by")
         .replace("kind: date", "kind: dat");
-    let (status, reply) = api
-        .send(
-            Method::PUT,
-            &path,
-            Some(&key),
-            Some(("application/yaml", broken)),
-        )
-        .await;
+    let (status, reply) = put_flow(&api, &path, &key, "application/yaml", broken).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{reply}");
     assert!(field(&reply).starts_with("flow.nodes.ask"), "{reply}");
     let broken = yaml
         .replace("goto: bye", "goto: by")
         .replace("start: ask", "start: as");
-    let (_, reply) = api
-        .send(
-            Method::PUT,
-            &path,
-            Some(&key),
-            Some(("application/yaml", broken)),
-        )
-        .await;
+    let (_, reply) = put_flow(&api, &path, &key, "application/yaml", broken).await;
     let fields: Vec<&str> = reply["error"]["problems"]
         .as_array()
         .unwrap()
@@ -250,32 +240,11 @@ async fn an_agents_flow_is_uploaded_as_yaml_or_json_with_every_problem_named() {
     assert_eq!(shown["flow"], agent["flow"], "unchanged");
 
     // Neither YAML nor JSON; garbage; another tenant's agent.
-    let (status, _) = api
-        .send(
-            Method::PUT,
-            &path,
-            Some(&key),
-            Some(("text/plain", yaml.into())),
-        )
-        .await;
+    let (status, _) = put_flow(&api, &path, &key, "text/plain", yaml.into()).await;
     assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
-    let (status, reply) = api
-        .send(
-            Method::PUT,
-            &path,
-            Some(&key),
-            Some(("application/yaml", "{[: ::".into())),
-        )
-        .await;
+    let (status, reply) = put_flow(&api, &path, &key, "application/yaml", "{[: ::".into()).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{reply}");
-    let (status, _) = api
-        .send(
-            Method::PUT,
-            &path,
-            Some(&other_key),
-            Some(("application/yaml", yaml.into())),
-        )
-        .await;
+    let (status, _) = put_flow(&api, &path, &other_key, "application/yaml", yaml.into()).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 
     // An industry brings its prompt and flow; the default prompt needs one.
