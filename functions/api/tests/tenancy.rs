@@ -195,7 +195,7 @@ async fn an_agents_flow_is_uploaded_as_yaml_or_json_with_every_problem_named() {
     let path = format!("/v1/agents/{id}/flow");
     let yaml = "name: Viewings\nstart: ask\nnodes:\n  ask:\n    say: Which day suits you?\n    collect: {slot: day, kind: date}\n    next: [{goto: bye}]\n  bye:\n    say: Thanks, goodbye.\n    on_enter: [end]\n";
 
-    let (status, agent) = put_flow(&api, &path, &key, "application/yaml", yaml.into()).await;
+    let (status, agent) = put_flow(&api, &path, &key, "application/yaml", yaml).await;
     assert_eq!(status, StatusCode::OK, "{agent}");
     assert_eq!(agent["flow"]["start"], "ask");
     assert_eq!(agent["flow"]["nodes"]["ask"]["collect"]["kind"], "date");
@@ -240,11 +240,11 @@ async fn an_agents_flow_is_uploaded_as_yaml_or_json_with_every_problem_named() {
     assert_eq!(shown["flow"], agent["flow"], "unchanged");
 
     // Neither YAML nor JSON; garbage; another tenant's agent.
-    let (status, _) = put_flow(&api, &path, &key, "text/plain", yaml.into()).await;
+    let (status, _) = put_flow(&api, &path, &key, "text/plain", yaml).await;
     assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
-    let (status, reply) = put_flow(&api, &path, &key, "application/yaml", "{[: ::".into()).await;
+    let (status, reply) = put_flow(&api, &path, &key, "application/yaml", "{[: ::").await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{reply}");
-    let (status, _) = put_flow(&api, &path, &other_key, "application/yaml", yaml.into()).await;
+    let (status, _) = put_flow(&api, &path, &other_key, "application/yaml", yaml).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 
     // An industry brings its prompt and flow; the default prompt needs one.
