@@ -5,6 +5,7 @@
 //! Records are written whatever way the call ended: a socket that died mid-call still
 //! leaves its transcript, recording and `MediaStreamEnded` up to that point.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::extract::ws::WebSocket;
@@ -14,8 +15,9 @@ use parley_shared::backend::Ports;
 use parley_shared::blob::BlobStore;
 use parley_shared::domain::agent::{Agent, AgentSettings};
 use parley_shared::domain::call::{Call, CallCommand, CallEvent, Direction};
-use parley_shared::domain::ids::{AgentId, CallId, LeadId};
+use parley_shared::domain::ids::{AgentId, CallId, LeadId, TenantId};
 use parley_shared::domain::lead::Lead;
+use parley_shared::domain::tenant::Tenant;
 use parley_shared::streamtoken::StreamClaims;
 use serde::Serialize;
 
@@ -25,6 +27,7 @@ use crate::conversation::{self, Note, Turn};
 use crate::llm::LanguageModel;
 use crate::metrics::Metrics;
 use crate::recording::Recorder;
+use crate::script::{CallScope, ScriptBrain};
 use crate::session::{self, End, Link, Outcome, Parts};
 use crate::stt::SpeechToText;
 use crate::tts::TextToSpeech;
@@ -139,21 +142,95 @@ pub(crate) fn admitted(claims: &StreamClaims) -> Option<(Context, CallId)> {
 
 /// Who a call is for.
 pub(crate) struct Callee {
-    pub settings: AgentSettings,
-    /// The greeting for the call's direction, filled with its lead's fields.
+    /// The call's agent, as this call sees it.
+    pub settings: CallAgent,
+    /// The greeting: the flow's opening lines when a flow answers, else the agent's
+    /// greeting for the call's direction, filled in.
     pub greeting: String,
 }
 
+/// The call's agent: its settings, its prompt filled in for the call, and the flow
+/// answering when no language model does (made with the call: its opening lines are
+/// the greeting).
+pub(crate) struct CallAgent {
+    pub settings: AgentSettings,
+    pub prompt: Option<String>,
+    script: Option<Arc<ScriptBrain>>,
+}
+
 /// The conversation's settings from the agent's.
-pub(crate) fn conversation_settings(
-    settings: &AgentSettings,
-    greeting: String,
-) -> conversation::Settings {
+pub(crate) fn conversation_settings(agent: &CallAgent, greeting: String) -> conversation::Settings {
     let mut conversation = conversation::Settings::new(greeting);
-    conversation.system_prompt = settings.system_prompt.clone();
-    conversation.max_turns = settings.max_turns;
-    conversation.max_call_ms = u64::from(settings.max_call_seconds) * 1000;
+    // A flow reads no prompt: only a language model is given one.
+    if agent.script.is_none() {
+        conversation.system_prompt = agent.prompt.clone();
+    }
+    conversation.max_turns = agent.settings.max_turns;
+    conversation.max_call_ms = u64::from(agent.settings.max_call_seconds) * 1000;
     conversation
+}
+
+/// A call's template fields (`tenant_name`, `agent_name`, `direction`, `lead_name`,
+/// `lead_phone`, `lead.<field>`), one resolver for its greetings, its prompt and its
+/// flow. A missing field renders as nothing.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CallFields(BTreeMap<String, String>);
+
+impl CallFields {
+    pub fn new(
+        tenant_name: Option<&str>,
+        agent_name: &str,
+        direction: Direction,
+        lead: Option<&Lead>,
+    ) -> CallFields {
+        let mut fields = BTreeMap::new();
+        let mut put = |name: String, value: &str| {
+            if !value.trim().is_empty() {
+                fields.insert(name, value.to_owned());
+            }
+        };
+        put("tenant_name".into(), tenant_name.unwrap_or_default());
+        put("agent_name".into(), agent_name);
+        let direction = match direction {
+            Direction::Inbound => "inbound",
+            Direction::Outbound => "outbound",
+        };
+        put("direction".into(), direction);
+        if let Some(lead) = lead {
+            put("lead_name".into(), lead.name.as_deref().unwrap_or_default());
+            put(
+                "lead_phone".into(),
+                lead.phone.as_ref().map(|p| p.as_str()).unwrap_or_default(),
+            );
+            for (name, value) in &lead.fields {
+                put(format!("lead.{name}"), value);
+            }
+        }
+        CallFields(fields)
+    }
+
+    /// A field's value; a bare name that is no field of the call is the lead's field
+    /// of that name (greetings written `{company}`).
+    pub fn get(&self, name: &str) -> Option<String> {
+        self.0
+            .get(name)
+            .or_else(|| {
+                (!name.contains('.'))
+                    .then(|| self.0.get(&format!("lead.{name}")))
+                    .flatten()
+            })
+            .cloned()
+    }
+
+    /// `template` with the call's fields filled in.
+    pub fn render(&self, template: &str) -> String {
+        parley_shared::flow::render(template, &|name| self.get(name))
+    }
+
+    /// The fields by name, as a flow takes them.
+    pub fn into_map(self) -> BTreeMap<String, String> {
+        self.0
+    }
 }
 
 /// The transcript as stored at `transcripts/<tenant>/<call>.json`.
@@ -211,27 +288,31 @@ impl Calls {
 
     /// The call's agent, direction and lead, turned into what the session needs.
     async fn parts(&self, call_id: &CallId, tenant_id: &str) -> Result<Parts, CallSetupError> {
-        let Callee { settings, greeting } = self.callee(call_id, tenant_id).await?;
+        let Callee {
+            settings: agent,
+            greeting,
+        } = self.callee(call_id, tenant_id).await?;
+        let settings = &agent.settings;
         let vendors = &self.vendors;
         let secrets = &*self.ports.secrets;
-        let chosen = self.deployment(&settings)?;
+        let chosen = self.deployment(settings)?;
         let stt = match chosen {
-            Some(d) => d.stt(secrets, tenant_id, &settings).await?,
+            Some(d) => d.stt(secrets, tenant_id, settings).await?,
             None => None,
         };
         let stt = stt
             .or_else(|| vendors.stt.clone())
             .ok_or(CallSetupError::NoVendor("speech recogniser"))?;
-        let brain = self.brain(tenant_id, &settings).await?;
+        let brain = self.brain(tenant_id, &agent).await?;
         let voice = match chosen {
-            Some(d) => d.voice(secrets, tenant_id, &settings).await?,
+            Some(d) => d.voice(secrets, tenant_id, settings).await?,
             None => None,
         };
         let voice = match voice {
             Some(v) => v,
             None => vendors
                 .voices
-                .voice(&settings)
+                .voice(settings)
                 .await
                 .ok_or(CallSetupError::NoVendor("voice"))?,
         };
@@ -240,7 +321,7 @@ impl Calls {
             brain,
             voice,
             fallback_voice: vendors.fallback_voice.clone(),
-            conversation: conversation_settings(&settings, greeting),
+            conversation: conversation_settings(&agent, greeting),
             language: settings.language.clone(),
             min_speech_ms: vendors.min_speech_ms,
             silence_ms: vendors.silence_ms,
@@ -248,13 +329,19 @@ impl Calls {
         })
     }
 
-    /// The brain that answers for an agent: the language model it chooses, else the
-    /// deployment's.
+    /// The brain that answers the call: the language model the agent chooses, else the
+    /// deployment's; with neither, the agent's flow; with no flow either, none.
+    // Scoping a language model by the flow's node (its instructions and tools) is a
+    // later step: with a model, the flow is not used yet.
     pub(crate) async fn brain(
         &self,
         tenant_id: &str,
-        settings: &AgentSettings,
+        agent: &CallAgent,
     ) -> Result<Arc<dyn Brain>, CallSetupError> {
+        if let Some(script) = &agent.script {
+            return Ok(script.clone());
+        }
+        let settings = &agent.settings;
         let chosen = match self.deployment(settings)? {
             Some(d) => d.llm(&*self.ports.secrets, tenant_id, settings).await?,
             None => None,
@@ -263,6 +350,12 @@ impl Calls {
             .or_else(|| self.vendors.llm.clone())
             .ok_or(CallSetupError::NoVendor("language model"))?;
         Ok(Arc::new(LlmBrain::new(llm, self.vendors.tools.clone())))
+    }
+
+    /// Whether a language model answers for the agent: its own choice, else the
+    /// deployment's (the choice's keys are checked when the brain is made).
+    fn has_language_model(&self, settings: &AgentSettings) -> bool {
+        settings.vendors.language_model.is_some() || self.vendors.llm.is_some()
     }
 
     /// Where the agent's own vendor choices are resolved; `None` when it makes none.
@@ -279,8 +372,9 @@ impl Calls {
             ))
     }
 
-    /// Who the call is for: its agent's settings, and the greeting for its direction
-    /// filled with its lead's fields.
+    /// Who the call is for: its agent, its template fields (tenant, agent, direction
+    /// and lead), and the greeting; with no language model, the agent's flow is started
+    /// and its opening lines are the greeting.
     pub(crate) async fn callee(
         &self,
         call_id: &CallId,
@@ -304,11 +398,63 @@ impl Calls {
             Some(id) => self.lead(id, tenant_id).await,
             None => None,
         };
-        let greeting = match call.direction {
-            Some(Direction::Outbound) => fill(&settings.outbound_greeting, lead.as_ref()),
-            _ => fill(&settings.inbound_greeting, lead.as_ref()),
+        let tenant = self.tenant(tenant_id).await;
+        let direction = call.direction.unwrap_or(Direction::Inbound);
+        let fields = CallFields::new(
+            tenant.as_ref().map(|t| t.name.as_str()),
+            &settings.name,
+            direction,
+            lead.as_ref(),
+        );
+        let prompt = settings.prompt().map(|p| fields.render(p));
+        let script = match settings.script() {
+            Some(flow) if !self.has_language_model(&settings) => {
+                let tenant = tenant.unwrap_or_default();
+                let scope = CallScope {
+                    ports: self.ports.clone(),
+                    ctx: Context {
+                        tenant_id: tenant_id.to_owned(),
+                        correlation_id: call_id.to_string(),
+                        idempotency_key: None,
+                    },
+                    call_id: call_id.clone(),
+                    lead_id: call.lead_id.clone(),
+                    time_zone: tenant.time_zone,
+                    qualification: tenant.qualification,
+                };
+                Some(ScriptBrain::start(flow, fields.clone().into_map(), scope))
+            }
+            _ => None,
         };
-        Ok(Callee { settings, greeting })
+        let (script, greeting) = match script {
+            Some((brain, opening)) => (Some(Arc::new(brain)), opening),
+            None => {
+                let template = match direction {
+                    Direction::Outbound => &settings.outbound_greeting,
+                    Direction::Inbound => &settings.inbound_greeting,
+                };
+                (None, fields.render(template))
+            }
+        };
+        Ok(Callee {
+            settings: CallAgent {
+                settings,
+                prompt,
+                script,
+            },
+            greeting,
+        })
+    }
+
+    /// The call's tenant, when its id names one that exists (its name, time zone and
+    /// qualification rules); `None` reads as defaults.
+    async fn tenant(&self, tenant_id: &str) -> Option<Tenant> {
+        let id = TenantId::parse(tenant_id).ok()?;
+        aggregate::load::<Tenant>(&*self.ports.events, &id.stream(), tenant_id)
+            .await
+            .ok()
+            .map(|t| t.state)
+            .filter(|t| t.exists)
     }
 
     async fn lead(&self, id: &LeadId, tenant_id: &str) -> Option<Lead> {
@@ -422,47 +568,23 @@ impl Calls {
     }
 }
 
-/// Fills `{lead_name}` and the lead's own fields (`{company}`) into a greeting; a field
-/// the lead lacks reads naturally without it.
-pub fn fill(template: &str, lead: Option<&Lead>) -> String {
-    let mut out = String::with_capacity(template.len());
-    let mut rest = template;
-    while let Some(open) = rest.find('{') {
-        let Some(close) = rest[open..].find('}') else {
-            break;
-        };
-        out.push_str(&rest[..open]);
-        let name = &rest[open + 1..open + close];
-        let value = match name {
-            "lead_name" => lead.and_then(|l| l.name.clone()),
-            field => lead.and_then(|l| l.fields.get(field).cloned()),
-        };
-        match value {
-            Some(v) => out.push_str(&v),
-            None => {
-                // "Hi {lead_name}, ..." becomes "Hi, ...".
-                if out.ends_with(' ') {
-                    out.pop();
-                }
-            }
-        }
-        rest = &rest[open + close + 1..];
-    }
-    out.push_str(rest);
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use parley_shared::domain::values::PhoneNumber;
 
     fn lead(name: Option<&str>) -> Lead {
         let mut lead = Lead {
             name: name.map(str::to_owned),
+            phone: PhoneNumber::parse("+14155550123").ok(),
             ..Lead::default()
         };
         lead.fields.insert("company".into(), "Acme".into());
         lead
+    }
+
+    fn fill(template: &str, lead: Option<&Lead>) -> String {
+        CallFields::new(Some("Acme Realty"), "Riley", Direction::Outbound, lead).render(template)
     }
 
     #[test]
@@ -479,5 +601,26 @@ mod tests {
         assert_eq!(fill(template, None), "Hi, this is calling.");
         assert_eq!(fill("Hello {unclosed", None), "Hello {unclosed");
         assert_eq!(fill("{lead_name}", Some(&lead(Some("Zoë")))), "Zoë");
+        assert_eq!(
+            fill("{lead_name}, {lead.company} here.", Some(&lead(None))),
+            "Acme here."
+        );
+    }
+
+    #[test]
+    fn prompts_take_the_tenant_agent_direction_and_lead() {
+        let prompt = "You are {agent_name} from {tenant_name}, on an {direction} call with \
+                      {lead_name} ({lead_phone}) of {lead.company}.";
+        assert_eq!(
+            fill(prompt, Some(&lead(Some("Ana")))),
+            "You are Riley from Acme Realty, on an outbound call with Ana (+14155550123) of Acme."
+        );
+        let inbound = CallFields::new(None, "Riley", Direction::Inbound, None);
+        assert_eq!(
+            inbound.render("You are {agent_name} from {tenant_name}. This call is {direction}."),
+            "You are Riley from. This call is inbound."
+        );
+        assert_eq!(inbound.get("company"), None);
+        assert_eq!(inbound.get("lead.company"), None);
     }
 }

@@ -27,6 +27,7 @@ pub mod recording;
 pub mod relay;
 pub mod relay_stream;
 pub mod resample;
+pub mod script;
 pub mod server;
 pub mod session;
 pub mod stt;

@@ -119,6 +119,9 @@ pub enum CallEvent {
     /// The conversation called a tool. Its arguments and result are in the transcript
     /// (they may hold personal data); the history keeps the name and the outcome.
     ToolCalled { name: String, ok: bool },
+    /// The conversation asked for the caller to be handed to a person (`warm` or
+    /// `cold`, and why); the call's carrier side dials the human once the stream ends.
+    TransferRequested { mode: String, reason: String },
     /// The stream ended. `turns` counts the caller's turns; the words are in the
     /// transcript, not here, so the event log holds no more personal data than it must.
     MediaStreamEnded {
@@ -260,6 +263,16 @@ pub struct Call {
     pub recording_key: Option<String>,
     /// Where the conversation's transcript is, in the blob store.
     pub transcript_key: Option<String>,
+    /// The conversation asked for a person: the last request's mode and reason.
+    pub transfer: Option<TransferRequest>,
+}
+
+/// A hand-over to a person the conversation asked for.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TransferRequest {
+    /// `warm` or `cold`.
+    pub mode: String,
+    pub reason: String,
 }
 
 impl Aggregate for Call {
@@ -434,6 +447,12 @@ impl Aggregate for Call {
                 self.stored.push(key.clone());
                 self.recording_key = Some(key.clone());
             }
+            CallEvent::TransferRequested { mode, reason } => {
+                self.transfer = Some(TransferRequest {
+                    mode: mode.clone(),
+                    reason: reason.clone(),
+                });
+            }
             CallEvent::CallerBargedIn { .. } | CallEvent::ToolCalled { .. } => {}
             CallEvent::Unknown => {}
         }
@@ -446,7 +465,9 @@ impl Call {
     fn media_fact(&self, fact: CallEvent) -> Result<Vec<CallEvent>, CallError> {
         let fresh = match &fact {
             CallEvent::MediaStreamStarted { stream_id } => !self.media_streams.contains(stream_id),
-            CallEvent::CallerBargedIn { .. } | CallEvent::ToolCalled { .. } => !self.media_ended,
+            CallEvent::CallerBargedIn { .. }
+            | CallEvent::ToolCalled { .. }
+            | CallEvent::TransferRequested { .. } => !self.media_ended,
             CallEvent::MediaStreamEnded { .. } => !self.media_ended,
             CallEvent::TranscriptStored { key, .. }
             | CallEvent::CallRecordingStored { key, .. } => !self.stored.contains(key),
@@ -662,6 +683,43 @@ mod tests {
             serde_json::from_value(serde_json::json!({"type": "call_teleported", "to": "mars"}))
                 .unwrap();
         assert!(unknown.is_unknown());
+    }
+
+    #[test]
+    fn a_transfer_request_keeps_its_wire_name_and_is_folded_into_the_call() {
+        let asked = CallEvent::TransferRequested {
+            mode: "warm".into(),
+            reason: "asked_for_human".into(),
+        };
+        let json = serde_json::to_value(&asked).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"type": "transfer_requested", "mode": "warm", "reason": "asked_for_human"})
+        );
+        assert_eq!(serde_json::from_value::<CallEvent>(json).unwrap(), asked);
+        let call = given::<Call>(&[requested()]);
+        assert_eq!(
+            when(&call, CallCommand::RecordMedia(asked.clone())).unwrap(),
+            vec![asked.clone()]
+        );
+        let call = given::<Call>(&[requested(), asked.clone()]);
+        assert_eq!(
+            call.transfer,
+            Some(TransferRequest {
+                mode: "warm".into(),
+                reason: "asked_for_human".into()
+            })
+        );
+        let ended = CallEvent::MediaStreamEnded {
+            reason: "agent_ended".into(),
+            duration_ms: 1,
+            turns: 1,
+        };
+        let over = given::<Call>(&[requested(), ended]);
+        assert_eq!(
+            when(&over, CallCommand::RecordMedia(asked)).unwrap(),
+            vec![]
+        );
     }
 
     #[test]

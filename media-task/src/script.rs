@@ -1,0 +1,574 @@
+//! The scripted brain: the agent's flow answering on its own, with no language model
+//! (the embedded default's offline brain). Each caller turn goes through the flow
+//! engine ([`FlowRun`]); its lines are spoken and its actions carried out through the
+//! ports: a lead qualified, an appointment booked, a hand-over to a person asked for,
+//! the call ended. Every action is also reported as the tool it stands for
+//! (`book_appointment`, `transfer_to_human`, ...) so it lands in the transcript and
+//! the call's history like a model's tool call.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use parley_shared::aggregate::{self, Context};
+use parley_shared::backend::Ports;
+use parley_shared::domain::appointment::{Appointment, AppointmentCommand};
+use parley_shared::domain::call::{Call, CallCommand, CallEvent};
+use parley_shared::domain::ids::{AppointmentId, CallId, LeadId};
+use parley_shared::domain::lead::Lead;
+use parley_shared::domain::values::TimeZone;
+use parley_shared::flow::{self, FiredAction, Flow, FlowRun, Heard, SlotValue, TransferMode};
+use parley_shared::qualify::{self, QualificationSettings, QualifyArgs};
+use tokio::sync::mpsc;
+
+use crate::brain::{Brain, BrainEvent};
+use crate::llm::{Message, ToolCall};
+
+/// How the conversation writes a caller's keys into their turn (see
+/// `conversation::CallerInput::take_turn`).
+const KEYS_OPEN: &str = "(the caller pressed the keys ";
+
+/// The call a scripted brain acts for: where its actions are written, and the tenant's
+/// clock and rules.
+#[derive(Clone)]
+pub struct CallScope {
+    pub ports: Ports,
+    /// The tenant the call's events are written for.
+    pub ctx: Context,
+    pub call_id: CallId,
+    pub lead_id: Option<LeadId>,
+    /// The tenant's time zone: flows speak and book in local time (UTC when unset).
+    pub time_zone: Option<TimeZone>,
+    pub qualification: QualificationSettings,
+}
+
+impl CallScope {
+    /// A flow context at the tenant's local "now" with `fields`. (The flow's `Context`
+    /// also carries local time about this crate, which has no `chrono` of its own.)
+    pub fn context(&self, fields: BTreeMap<String, String>) -> flow::Context {
+        let utc = self.ports.clock.now();
+        let now = match &self.time_zone {
+            Some(zone) => utc.with_timezone(&zone.tz()).naive_local(),
+            None => utc.naive_utc(),
+        };
+        flow::Context { fields, now }
+    }
+}
+
+/// A flow answering one call's caller.
+pub struct ScriptBrain {
+    state: Mutex<State>,
+    scope: Arc<CallScope>,
+    /// Numbers the tool calls the actions are reported as.
+    next_tool: AtomicU64,
+}
+
+struct State {
+    run: FlowRun,
+    /// The opening's actions, carried out with the first answer.
+    pending: Vec<FiredAction>,
+    /// The flow as it was before the last turn, while that turn can still be taken
+    /// back: the caller went on talking before any of the answer played, and the same
+    /// turn comes again with more words. A turn whose actions ran stands.
+    undo: Option<Undo>,
+}
+
+struct Undo {
+    /// Caller messages in the context the turn was heard in.
+    turns: usize,
+    before: FlowRun,
+}
+
+impl ScriptBrain {
+    /// Starts `flow` for the call with its template `fields`; the brain and the flow's
+    /// opening lines, which are the call's greeting.
+    pub fn start(
+        flow: Flow,
+        fields: BTreeMap<String, String>,
+        scope: CallScope,
+    ) -> (ScriptBrain, String) {
+        let (run, opening) = FlowRun::start(flow, scope.context(fields));
+        let greeting = opening.say.join(" ");
+        let brain = ScriptBrain {
+            state: Mutex::new(State {
+                run,
+                pending: opening.actions,
+                undo: None,
+            }),
+            scope: Arc::new(scope),
+            next_tool: AtomicU64::new(1),
+        };
+        (brain, greeting)
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A panic elsewhere never leaves the run half-changed: `hear` is pure.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl Brain for ScriptBrain {
+    fn answer(&self, context: Vec<Message>) -> mpsc::Receiver<BrainEvent> {
+        let (tx, rx) = mpsc::channel(16);
+        let turns = context
+            .iter()
+            .filter(|m| matches!(m, Message::User { .. }))
+            .count();
+        let heard = context
+            .iter()
+            .rev()
+            .find_map(|m| match m {
+                Message::User { content } => Some(heard(content)),
+                _ => None,
+            })
+            .unwrap_or_default();
+        let now = self.scope.context(BTreeMap::new()).now;
+        let (step, mut actions) = {
+            let mut state = self.state();
+            if let Some(undo) = state.undo.take()
+                && undo.turns == turns
+            {
+                state.run = undo.before;
+            }
+            let before = state.run.clone();
+            let step = state.run.hear(&heard, now);
+            if step.actions.is_empty() {
+                state.undo = Some(Undo { turns, before });
+            }
+            (step, std::mem::take(&mut state.pending))
+        };
+        let ended = step.ended || actions.iter().any(ends);
+        actions.extend(step.actions);
+        let first_tool = self
+            .next_tool
+            .fetch_add(actions.len() as u64, Ordering::Relaxed);
+        let scope = self.scope.clone();
+        tokio::spawn(async move {
+            // Once the caller stops listening the lines go nowhere, but the actions
+            // still run: the flow has moved on past them.
+            let mut listening = true;
+            for (i, mut line) in step.say.into_iter().enumerate() {
+                // A space between lines lets the conversation cut them into sentences.
+                if i > 0 {
+                    line.insert(0, ' ');
+                }
+                if tx.send(BrainEvent::Text(line)).await.is_err() {
+                    listening = false;
+                    break;
+                }
+            }
+            for (n, action) in (first_tool..).zip(actions) {
+                let used = scope.carry_out(n, action).await;
+                if listening && tx.send(used).await.is_err() {
+                    listening = false;
+                }
+            }
+            if listening && ended {
+                let _ = tx.send(BrainEvent::EndCall).await;
+            }
+            let _ = tx.send(BrainEvent::Done).await;
+        });
+        rx
+    }
+}
+
+fn ends(action: &FiredAction) -> bool {
+    matches!(
+        action,
+        FiredAction::End { .. } | FiredAction::Transfer { .. }
+    )
+}
+
+/// A caller turn as the conversation wrote it: words, then any keys as "(the caller
+/// pressed the keys 42#)". Text without that suffix is all words.
+pub fn heard(content: &str) -> Heard {
+    let trimmed = content.trim_end();
+    if let Some(open) = trimmed.rfind(KEYS_OPEN)
+        && let Some(keys) = trimmed[open + KEYS_OPEN.len()..].strip_suffix(')')
+        && !keys.is_empty()
+        && keys
+            .chars()
+            .all(|c| c.is_ascii_digit() || matches!(c, '*' | '#'))
+    {
+        return Heard {
+            text: trimmed[..open].trim().to_owned(),
+            digits: keys.to_owned(),
+        };
+    }
+    Heard::said(content.trim())
+}
+
+/// The `qualify_lead` tool's arguments from a flow's collected slots, under the slot
+/// names the shipped flows use: `need` (or `buy_or_rent` and `area`), `budget`,
+/// `decision_maker` (yes/no, or the choice `self`/`shared`) and `timeline`. `now` is
+/// the tenant's local time.
+pub fn qualify_args(slots: &BTreeMap<String, SlotValue>, now: &flow::Context) -> QualifyArgs {
+    let today = now.now.date();
+    let text = |name: &str| match slots.get(name) {
+        Some(SlotValue::Text { value }) if !value.trim().is_empty() => Some(value.clone()),
+        Some(SlotValue::Choice { value }) => Some(value.replace('_', " ")),
+        _ => None,
+    };
+    let need = text("need").or_else(|| match (text("buy_or_rent"), text("area")) {
+        (Some(what), Some(area)) => Some(format!("to {what} in {area}")),
+        (Some(what), None) => Some(format!("to {what}")),
+        (None, Some(area)) => Some(format!("a home in {area}")),
+        (None, None) => None,
+    });
+    let budget = match slots.get("budget") {
+        Some(money @ SlotValue::Money { .. }) => Some(money.speak(today)),
+        Some(SlotValue::Number { value }) => Some(value.to_string()),
+        Some(SlotValue::Text { value }) => Some(value.clone()),
+        _ => None,
+    };
+    let decision_maker = match slots.get("decision_maker") {
+        Some(SlotValue::YesNo { value }) => Some(*value),
+        Some(SlotValue::Choice { value }) => match value.as_str() {
+            "self" | "yes" | "me" => Some(true),
+            "shared" | "someone_else" | "no" => Some(false),
+            _ => None,
+        },
+        _ => None,
+    };
+    let timeline = match slots.get("timeline") {
+        Some(SlotValue::Timeline {
+            within_days: Some(0),
+            ..
+        }) => Some("asap".to_owned()),
+        Some(SlotValue::Timeline {
+            within_days: Some(days),
+            ..
+        }) => Some(format!("within {days} days")),
+        Some(SlotValue::Timeline {
+            within_days: None, ..
+        }) => Some("just looking".to_owned()),
+        Some(SlotValue::Text { value }) => Some(value.clone()),
+        _ => None,
+    };
+    QualifyArgs {
+        budget,
+        decision_maker,
+        need,
+        timeline,
+        ..QualifyArgs::default()
+    }
+}
+
+/// The tool a flow action stands for, by the name a model would call it.
+fn tool_name(action: &FiredAction) -> &'static str {
+    match action {
+        FiredAction::Qualify { .. } => qualify::QUALIFY_LEAD_TOOL,
+        FiredAction::Book { .. } => "book_appointment",
+        FiredAction::Transfer { .. } => "transfer_to_human",
+        FiredAction::End { .. } => "end_call",
+        FiredAction::SendConfirmation { .. } => "send_confirmation",
+        FiredAction::Callback { .. } => "schedule_callback",
+    }
+}
+
+impl CallScope {
+    /// Carries out one action; what happened, as a tool the brain used. A failure is
+    /// logged and reported (`error: …`), never a reason to end the call.
+    async fn carry_out(&self, n: u64, action: FiredAction) -> BrainEvent {
+        let call = ToolCall {
+            id: format!("flow-{n}"),
+            name: tool_name(&action).to_owned(),
+            arguments: serde_json::to_string(&action).unwrap_or_default(),
+        };
+        let result = match action {
+            FiredAction::Qualify { slots } => self.qualify(&slots).await,
+            FiredAction::Book {
+                title,
+                at,
+                duration_minutes,
+                kind,
+            } => {
+                let starts_at = match &self.time_zone {
+                    Some(zone) => at
+                        .and_local_timezone(zone.tz())
+                        .earliest()
+                        .map(|t| t.to_utc()),
+                    None => Some(at.and_utc()),
+                };
+                match (starts_at, &self.lead_id) {
+                    (_, None) => Err("the call has no lead to book for".to_owned()),
+                    // A local time skipped by a clock change: nothing to book.
+                    (None, _) => Err(format!("{at} does not exist in the tenant's time zone")),
+                    (Some(starts_at), Some(lead_id)) => {
+                        let id = AppointmentId::new();
+                        let command = AppointmentCommand::Book {
+                            lead_id: lead_id.clone(),
+                            call_id: Some(self.call_id.clone()),
+                            title,
+                            starts_at,
+                            duration_minutes,
+                            kind,
+                        };
+                        aggregate::execute::<Appointment>(
+                            &*self.ports.events,
+                            &*self.ports.clock,
+                            &id.stream(),
+                            &self.ctx,
+                            command,
+                        )
+                        .await
+                        .map(|_| format!("booked appointment {id} at {}", starts_at.to_rfc3339()))
+                        .map_err(|e| e.to_string())
+                    }
+                }
+            }
+            FiredAction::Transfer { mode, reason } => {
+                let mode = match mode {
+                    TransferMode::Warm => "warm",
+                    TransferMode::Cold => "cold",
+                };
+                let event = CallEvent::TransferRequested {
+                    mode: mode.to_owned(),
+                    reason: reason.clone(),
+                };
+                aggregate::execute::<Call>(
+                    &*self.ports.events,
+                    &*self.ports.clock,
+                    &self.call_id.stream(),
+                    &self.ctx,
+                    CallCommand::RecordMedia(event),
+                )
+                .await
+                .map(|_| format!("a {mode} transfer to a person ({reason}) once the line ends"))
+                .map_err(|e| e.to_string())
+            }
+            FiredAction::End { outcome } => Ok(match outcome {
+                Some(outcome) => format!("the call ends after the goodbye ({outcome})"),
+                None => "the call ends after the goodbye".to_owned(),
+            }),
+            // Delivery is a later issue: the call's history keeps that it was asked for.
+            FiredAction::SendConfirmation { .. } => Ok("noted; not sent yet".to_owned()),
+            FiredAction::Callback { .. } => Ok("noted; not scheduled yet".to_owned()),
+        };
+        let result = result.unwrap_or_else(|error| {
+            tracing::warn!(
+                tenant_id = %self.ctx.tenant_id,
+                call_id = %self.call_id,
+                tool = %call.name,
+                %error,
+                "a flow action failed"
+            );
+            format!("error: {error}")
+        });
+        BrainEvent::ToolUsed { call, result }
+    }
+
+    /// Scores the lead on what the flow collected and records it on the lead.
+    async fn qualify(&self, slots: &BTreeMap<String, SlotValue>) -> Result<String, String> {
+        let Some(lead_id) = &self.lead_id else {
+            return Err("the call has no lead to qualify".to_owned());
+        };
+        let now = self.context(BTreeMap::new());
+        let args = qualify_args(slots, &now);
+        let assessment =
+            qualify::assess_answers(&args, now.now.date()).map_err(|e| e.to_string())?;
+        let qualification = qualify::score(assessment, &self.qualification);
+        aggregate::execute::<Lead>(
+            &*self.ports.events,
+            &*self.ports.clock,
+            &lead_id.stream(),
+            &self.ctx,
+            qualification.command(),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        Ok(format!(
+            "qualified {:?} at {}",
+            qualification.temperature, qualification.score
+        )
+        .to_lowercase())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::NaiveDate;
+    use parley_shared::qualify::Signal;
+
+    #[test]
+    fn keys_are_read_from_the_turns_suffix_and_anything_else_is_words() {
+        assert_eq!(heard("next tuesday"), Heard::said("next tuesday"));
+        assert_eq!(heard("(the caller pressed the keys 1)"), Heard::keys("1"));
+        assert_eq!(
+            heard("yes please (the caller pressed the keys 42#)"),
+            Heard {
+                text: "yes please".into(),
+                digits: "42#".into()
+            }
+        );
+        // Only the conversation's own suffix counts as keys.
+        for words in [
+            "(the caller pressed the keys 12",
+            "I said (the caller pressed the keys two)",
+            "(the caller pressed the keys )",
+        ] {
+            assert_eq!(heard(words), Heard::said(words), "{words}");
+        }
+    }
+
+    fn now() -> flow::Context {
+        let at = NaiveDate::from_ymd_opt(2026, 11, 21)
+            .unwrap()
+            .and_hms_opt(10, 0, 0)
+            .unwrap();
+        flow::Context::new(at)
+    }
+
+    #[test]
+    fn collected_slots_become_the_qualification_answers_with_evidence() {
+        let slots: BTreeMap<String, SlotValue> = [
+            (
+                "need".to_owned(),
+                SlotValue::Text {
+                    value: "a new website for my shop".into(),
+                },
+            ),
+            (
+                "budget".to_owned(),
+                SlotValue::Money {
+                    amount: 20_000.0,
+                    up_to: None,
+                    currency: Some("USD".into()),
+                    per: None,
+                },
+            ),
+            (
+                "decision_maker".to_owned(),
+                SlotValue::YesNo { value: true },
+            ),
+            (
+                "timeline".to_owned(),
+                SlotValue::Timeline {
+                    within_days: Some(30),
+                    urgent: true,
+                },
+            ),
+        ]
+        .into();
+        let args = qualify_args(&slots, &now());
+        assert_eq!(args.need.as_deref(), Some("a new website for my shop"));
+        assert_eq!(args.decision_maker, Some(true));
+        let assessment = qualify::assess_answers(&args, now().now.date()).unwrap();
+        for signal in [
+            Signal::Budget,
+            Signal::Authority,
+            Signal::Need,
+            Signal::Timeline,
+        ] {
+            assert!(
+                assessment.strength(signal) > 0.0,
+                "{signal:?}: {assessment:?}"
+            );
+        }
+        let scored = qualify::score(assessment, &QualificationSettings::default());
+        assert!(scored.evidence.len() >= 4, "{scored:?}");
+
+        let choice: BTreeMap<String, SlotValue> = [
+            (
+                "decision_maker".to_owned(),
+                SlotValue::Choice {
+                    value: "shared".into(),
+                },
+            ),
+            (
+                "buy_or_rent".to_owned(),
+                SlotValue::Choice {
+                    value: "buy".into(),
+                },
+            ),
+            (
+                "area".to_owned(),
+                SlotValue::Text {
+                    value: "Brooklyn".into(),
+                },
+            ),
+        ]
+        .into();
+        let args = qualify_args(&choice, &now());
+        assert_eq!(args.decision_maker, Some(false));
+        assert_eq!(args.need.as_deref(), Some("to buy in Brooklyn"));
+        assert_eq!(args.budget, None);
+    }
+
+    const PATIENT: &str = r#"
+name: Patient
+start: when
+max_misunderstandings: 2
+fallback: human
+nodes:
+  when:
+    say: When suits you?
+    collect: { slot: appointment_time, kind: datetime }
+    next:
+      - goto: human
+  human:
+    say: Passing you on.
+    on_enter:
+      - transfer: { mode: warm, reason: not_understood }
+"#;
+
+    async fn said(brain: &ScriptBrain, context: &[&str]) -> (String, bool) {
+        let messages = context
+            .iter()
+            .map(|c| Message::User {
+                content: (*c).to_owned(),
+            })
+            .collect();
+        let mut rx = brain.answer(messages);
+        let (mut text, mut ended) = (String::new(), false);
+        while let Some(event) = rx.recv().await {
+            match event {
+                BrainEvent::Text(t) => text.push_str(&t),
+                BrainEvent::EndCall => ended = true,
+                _ => {}
+            }
+        }
+        (text, ended)
+    }
+
+    #[tokio::test]
+    async fn a_turn_taken_back_and_heard_again_counts_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(parley_shared::clock::SystemClock);
+        let embedded = parley_shared::embedded::Embedded::open(
+            dir.path(),
+            clock,
+            "http://127.0.0.1:1".into(),
+            5,
+        )
+        .unwrap();
+        let scope = CallScope {
+            ports: Ports::embedded(embedded),
+            ctx: Context {
+                tenant_id: "t".into(),
+                correlation_id: "c".into(),
+                idempotency_key: None,
+            },
+            call_id: CallId::new(),
+            lead_id: None,
+            time_zone: None,
+            qualification: QualificationSettings::default(),
+        };
+        let flow = Flow::parse_yaml(PATIENT).unwrap();
+        let (brain, greeting) = ScriptBrain::start(flow, BTreeMap::new(), scope);
+        assert_eq!(greeting, "When suits you?");
+        let (first, _) = said(&brain, &["hmm"]).await;
+        assert!(first.contains("When suits you?"), "{first}");
+        // The caller went on before the answer played: the same turn, with more words.
+        let (again, ended) = said(&brain, &["hmm er"]).await;
+        assert_eq!(again, first);
+        assert!(!ended, "one miss, not two");
+        // A new turn counts: the second miss in a row hands over.
+        let (last, ended) = said(&brain, &["hmm er", "uh"]).await;
+        assert!(last.ends_with("Passing you on."), "{last}");
+        assert!(ended);
+    }
+}
