@@ -960,7 +960,9 @@ async fn a_broken_frame_ends_only_its_own_call_and_keeps_its_records() {
     let bad_audio = world.request_call(Carrier::Exotel).await;
     let booking = speech("I would like to book a table.");
 
-    // A caller whose carrier sends a frame that is not JSON after the first turn.
+    // A caller whose carrier sends a frame that is not JSON once the first turn has
+    // been answered (waiting for the answer to start, so that "quiet" is not the quiet
+    // before it).
     let broken_dial = dial(&world, &broken, Dialect::Twilio);
     let broken_call = place(
         &broken_dial,
@@ -968,6 +970,9 @@ async fn a_broken_frame_ends_only_its_own_call_and_keeps_its_records() {
         vec![
             quiet(300),
             Step::Say(booking.clone()),
+            Step::AwaitAgentSpeaking {
+                within: Duration::from_secs(10),
+            },
             quiet(300),
             Step::Send("{\"event\": \"media\", this is not JSON".into()),
             stay_on_the_line(),
