@@ -228,28 +228,8 @@ fn stay_on_the_line() -> Step {
 }
 
 async fn call_events(world: &World, call_id: &CallId) -> Vec<CallEvent> {
-    // Records are written as the session ends; give them a moment.
-    for _ in 0..100 {
-        let events = world
-            .scene
-            .ports
-            .events
-            .read_stream(&call_id.stream(), 1)
-            .await
-            .unwrap();
-        let decoded: Vec<CallEvent> = events
-            .iter()
-            .filter_map(|e| parley_shared::event::decode::<CallEvent>(e).ok().flatten())
-            .collect();
-        if decoded
-            .iter()
-            .any(|e| matches!(e, CallEvent::CallRecordingStored { .. }))
-        {
-            return decoded;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the call's records were never written");
+    let stored = |e: &CallEvent| matches!(e, CallEvent::CallRecordingStored { .. });
+    world.scene.call_events_once(call_id, stored).await
 }
 
 /// What a call left behind: its events, transcript and recording.

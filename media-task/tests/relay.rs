@@ -181,33 +181,10 @@ fn say(text: &str) -> Step {
     Step::Say(text.into())
 }
 
-async fn events_of(world: &World, call_id: &CallId) -> Vec<CallEvent> {
-    let events = world
-        .scene
-        .ports
-        .events
-        .read_stream(&call_id.stream(), 1)
-        .await
-        .unwrap();
-    events
-        .iter()
-        .filter_map(|e| parley_shared::event::decode::<CallEvent>(e).ok().flatten())
-        .collect()
-}
-
 /// The call's events once its records are written (they follow the session's end).
 async fn records(world: &World, call_id: &CallId) -> Vec<CallEvent> {
-    for _ in 0..100 {
-        let events = events_of(world, call_id).await;
-        if events
-            .iter()
-            .any(|e| matches!(e, CallEvent::TranscriptStored { .. }))
-        {
-            return events;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the call's records were never written");
+    let stored = |e: &CallEvent| matches!(e, CallEvent::TranscriptStored { .. });
+    world.scene.call_events_once(call_id, stored).await
 }
 
 fn ended(events: &[CallEvent]) -> (String, u32) {
@@ -221,10 +198,7 @@ fn ended(events: &[CallEvent]) -> (String, u32) {
 }
 
 async fn transcript(world: &World, call_id: &CallId) -> Vec<Value> {
-    let key = format!("transcripts/{TENANT}/{call_id}.json");
-    let body = world.scene.ports.blobs.get(&key).await.unwrap().unwrap();
-    let doc: Value = serde_json::from_slice(&body).unwrap();
-    doc["turns"].as_array().unwrap().clone()
+    world.scene.transcript(call_id).await
 }
 
 fn speakers(turns: &[Value]) -> Vec<&str> {
@@ -615,7 +589,7 @@ async fn a_session_without_a_valid_token_is_refused_before_anything() {
     }
     // Nothing was done for the call: no events, no brain, no call counted.
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let events = events_of(&world, call_id).await;
+    let events = world.scene.call_events(call_id).await;
     assert!(
         events
             .iter()

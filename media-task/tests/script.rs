@@ -242,34 +242,12 @@ impl World {
 
     /// The call's events once its records are written (they follow the session's end).
     async fn records(&self, call_id: &CallId) -> Vec<CallEvent> {
-        for _ in 0..100 {
-            let events = self
-                .scene
-                .ports
-                .events
-                .read_stream(&call_id.stream(), 1)
-                .await
-                .unwrap();
-            let decoded: Vec<CallEvent> = events
-                .iter()
-                .filter_map(|e| parley_shared::event::decode::<CallEvent>(e).ok().flatten())
-                .collect();
-            if decoded
-                .iter()
-                .any(|e| matches!(e, CallEvent::TranscriptStored { .. }))
-            {
-                return decoded;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("the call's records were never written");
+        let stored = |e: &CallEvent| matches!(e, CallEvent::TranscriptStored { .. });
+        self.scene.call_events_once(call_id, stored).await
     }
 
     async fn transcript(&self, call_id: &CallId) -> Vec<Value> {
-        let key = format!("transcripts/{}/{call_id}.json", self.scene.tenant);
-        let body = self.scene.ports.blobs.get(&key).await.unwrap().unwrap();
-        let doc: Value = serde_json::from_slice(&body).unwrap();
-        doc["turns"].as_array().unwrap().clone()
+        self.scene.transcript(call_id).await
     }
 
     /// What the voice was asked to say, in order.

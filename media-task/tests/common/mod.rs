@@ -11,7 +11,7 @@ use parley_shared::aggregate::{self, Context};
 use parley_shared::backend::Ports;
 use parley_shared::clock::SystemClock;
 use parley_shared::domain::agent::{Agent, AgentCommand, AgentSettings};
-use parley_shared::domain::call::{Call, CallCommand, Carrier, Direction};
+use parley_shared::domain::call::{Call, CallCommand, CallEvent, Carrier, Direction};
 use parley_shared::domain::ids::{AgentId, CallId, LeadId};
 use parley_shared::domain::values::PhoneNumber;
 use parley_shared::embedded::Embedded;
@@ -93,6 +93,46 @@ impl Scene {
         .await
         .expect("the call is requested");
         call_id
+    }
+
+    /// The call's events as they stand.
+    pub async fn call_events(&self, call_id: &CallId) -> Vec<CallEvent> {
+        let events = self
+            .ports
+            .events
+            .read_stream(&call_id.stream(), 1)
+            .await
+            .expect("the call's events read");
+        events
+            .iter()
+            .filter_map(|e| parley_shared::event::decode::<CallEvent>(e).ok().flatten())
+            .collect()
+    }
+
+    /// The call's events once `written` is among them: its records follow the
+    /// session's end, so a test waits for them (five seconds at most).
+    pub async fn call_events_once(
+        &self,
+        call_id: &CallId,
+        written: impl Fn(&CallEvent) -> bool,
+    ) -> Vec<CallEvent> {
+        for _ in 0..100 {
+            let events = self.call_events(call_id).await;
+            if events.iter().any(&written) {
+                return events;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("the call's records were never written");
+    }
+
+    /// The turns of the call's stored transcript.
+    pub async fn transcript(&self, call_id: &CallId) -> Vec<serde_json::Value> {
+        let key = format!("transcripts/{}/{call_id}.json", self.tenant);
+        let body = self.ports.blobs.get(&key).await.expect("blob store reads");
+        let doc: serde_json::Value =
+            serde_json::from_slice(&body.expect("the transcript is stored")).expect("JSON");
+        doc["turns"].as_array().cloned().unwrap_or_default()
     }
 
     /// A stream token for one of the scene's calls, valid for `minutes`.
