@@ -11,10 +11,9 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::Scene;
+use common::{Scene, speech};
 use parley_media::call::{Calls, OneVoice, Vendors};
 use parley_media::llm::openai::OpenAiChat;
-use parley_media::resample::Resampler;
 use parley_media::server::{MediaState, service};
 use parley_media::stt::deepgram::DeepgramStt;
 use parley_media::tts::elevenlabs::{ElevenLabs, ElevenLabsVoice};
@@ -36,28 +35,6 @@ const APOLOGY: &str = "I'm sorry, I'm having trouble on my side. Please call bac
 /// What the agent says when a limit ends the call.
 const GOODBYE: &str = "Thank you for your time. Goodbye.";
 const BOOKING: &str = "I would like to book a table";
-
-/// Speech as a caller's phone sends it: flite's voice, at 8 kHz, μ-law.
-fn speech(text: &str) -> Vec<u8> {
-    let dir = tempfile::tempdir().unwrap();
-    let wav = dir.path().join("speech.wav");
-    let status = std::process::Command::new("flite")
-        .args(["-voice", "slt", "-t", text, "-o"])
-        .arg(&wav)
-        .status()
-        .expect("flite is installed (Debian package flite)");
-    assert!(status.success());
-    let mut reader = hound::WavReader::open(&wav).unwrap();
-    let rate = reader.spec().sample_rate;
-    let samples: Vec<i16> = reader.samples::<i16>().map(Result::unwrap).collect();
-    let mut pcm = Vec::new();
-    let mut resampler = Resampler::new(rate, 8_000).unwrap();
-    resampler.process(&samples, &mut pcm);
-    resampler.flush(&mut pcm);
-    pcm.iter()
-        .map(|&s| parley_media::g711::ulaw_encode(s))
-        .collect()
-}
 
 /// How a test's world differs from the plain one.
 struct Setup {

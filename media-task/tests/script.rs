@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{Datelike, Timelike, Utc, Weekday};
-use common::Scene;
+use common::{Scene, speech};
 use parley_media::brain::NoTools;
 use parley_media::call::{Calls, OneVoice, Vendors, Voices};
 use parley_media::server::{MediaState, service};
@@ -64,28 +64,6 @@ nodes:
       - end: { outcome: booked }
     say: Booked. Goodbye!
 "#;
-
-/// Speech as a caller's phone sends it: flite's voice, 8 kHz μ-law.
-fn speech(text: &str) -> Vec<u8> {
-    let dir = tempfile::tempdir().unwrap();
-    let wav = dir.path().join("speech.wav");
-    let status = std::process::Command::new("flite")
-        .args(["-voice", "slt", "-t", text, "-o"])
-        .arg(&wav)
-        .status()
-        .expect("flite is installed (Debian package flite)");
-    assert!(status.success());
-    let mut reader = hound::WavReader::open(&wav).unwrap();
-    let rate = reader.spec().sample_rate;
-    let samples: Vec<i16> = reader.samples::<i16>().map(Result::unwrap).collect();
-    let mut pcm = Vec::new();
-    let mut resampler = parley_media::resample::Resampler::new(rate, 8_000).unwrap();
-    resampler.process(&samples, &mut pcm);
-    resampler.flush(&mut pcm);
-    pcm.iter()
-        .map(|&s| parley_media::g711::ulaw_encode(s))
-        .collect()
-}
 
 /// A tenant in New York with one agent, and a lead (outbound calls are to it).
 struct World {

@@ -151,3 +151,25 @@ pub fn token(tenant: &str, secret: &str, call_id: &str, minutes: i64) -> String 
     };
     streamtoken::mint(secret.as_bytes(), &claims).expect("a token")
 }
+
+/// Speech as a caller's phone sends it: flite's voice, at 8 kHz, μ-law.
+pub fn speech(text: &str) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let wav = dir.path().join("speech.wav");
+    let status = std::process::Command::new("flite")
+        .args(["-voice", "slt", "-t", text, "-o"])
+        .arg(&wav)
+        .status()
+        .expect("flite is installed (Debian package flite)");
+    assert!(status.success());
+    let mut reader = hound::WavReader::open(&wav).unwrap();
+    let rate = reader.spec().sample_rate;
+    let samples: Vec<i16> = reader.samples::<i16>().map(Result::unwrap).collect();
+    let mut pcm = Vec::new();
+    let mut resampler = parley_media::resample::Resampler::new(rate, 8_000).unwrap();
+    resampler.process(&samples, &mut pcm);
+    resampler.flush(&mut pcm);
+    pcm.iter()
+        .map(|&s| parley_media::g711::ulaw_encode(s))
+        .collect()
+}
