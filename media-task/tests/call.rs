@@ -11,7 +11,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Scene, speech};
+use common::{Scene, place, quiet, speech, stay_on_the_line};
 use parley_media::call::{Calls, OneVoice, Vendors};
 use parley_media::llm::openai::OpenAiChat;
 use parley_media::server::{MediaState, service};
@@ -157,53 +157,6 @@ async fn one_connection_to(target: SocketAddr) -> String {
 }
 
 /// The caller's side of a call to `call_id`, with a fresh stream token.
-fn dial(world: &World, call_id: &CallId, dialect: Dialect) -> Dial {
-    let token = world.scene.token(SECRET, call_id, 5);
-    let route = match dialect {
-        Dialect::Twilio => "twilio",
-        Dialect::Exotel { .. } => "exotel",
-    };
-    Dial {
-        url: format!("{}/media/{route}", world.base),
-        stream_sid: format!("MZ{}", call_id.to_string().replace('-', "")),
-        call_sid: "CAsimulated".into(),
-        parameters: vec![
-            ("token".into(), token),
-            ("call_id".into(), call_id.to_string()),
-            ("tenant_id".into(), TENANT.into()),
-        ],
-    }
-}
-
-/// Places the call; a call the server never ends fails the test instead of hanging it.
-async fn place(dial: &Dial, dialect: Dialect, steps: Vec<Step>) -> Heard {
-    let heard = tokio::time::timeout(
-        Duration::from_secs(40),
-        twilio_caller::call_as(dial, dialect, steps),
-    )
-    .await
-    .expect("the call ended in time")
-    .unwrap();
-    // Shown when a test fails.
-    eprintln!(
-        "{} ({dialect:?}): played {:?}, said {:?}, marks {:?}, close {:?}, lost {:?}",
-        dial.stream_sid, heard.played, heard.said, heard.marks, heard.close, heard.lost
-    );
-    heard
-}
-
-fn quiet(ms: u64) -> Step {
-    Step::AwaitAgent {
-        quiet: Duration::from_millis(ms),
-        within: Duration::from_secs(20),
-    }
-}
-
-/// Keeps the line open (in silence) long enough that only the server can end the call.
-fn stay_on_the_line() -> Step {
-    Step::Pause(Duration::from_secs(30))
-}
-
 async fn call_events(world: &World, call_id: &CallId) -> Vec<CallEvent> {
     let stored = |e: &CallEvent| matches!(e, CallEvent::CallRecordingStored { .. });
     world.scene.call_events_once(call_id, stored).await
@@ -367,6 +320,10 @@ fn stretches(heard: &Heard) -> Vec<(u64, u64)> {
 /// How long the local voice's audio for `text` lasts, in ms.
 fn spoken_ms(text: &str) -> u64 {
     text.chars().count() as u64 * u64::from(tone::MS_PER_CHAR)
+}
+
+fn dial(world: &World, call_id: &CallId, dialect: Dialect) -> Dial {
+    world.scene.dial(&world.base, SECRET, call_id, dialect)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,7 +9,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Scene, token};
+use common::{Scene, ended, token};
 use futures_util::{SinkExt, StreamExt};
 use parley_media::brain::{ToolOutput, Tools};
 use parley_media::call::{Calls, Vendors, Voices};
@@ -185,16 +185,6 @@ fn say(text: &str) -> Step {
 async fn records(world: &World, call_id: &CallId) -> Vec<CallEvent> {
     let stored = |e: &CallEvent| matches!(e, CallEvent::TranscriptStored { .. });
     world.scene.call_events_once(call_id, stored).await
-}
-
-fn ended(events: &[CallEvent]) -> (String, u32) {
-    events
-        .iter()
-        .find_map(|e| match e {
-            CallEvent::MediaStreamEnded { reason, turns, .. } => Some((reason.clone(), *turns)),
-            _ => None,
-        })
-        .expect("MediaStreamEnded written")
 }
 
 async fn transcript(world: &World, call_id: &CallId) -> Vec<Value> {

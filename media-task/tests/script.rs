@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{Datelike, Timelike, Utc, Weekday};
-use common::{Scene, speech};
+use common::{Scene, ended, place, quiet, speech, stay_on_the_line};
 use parley_media::brain::NoTools;
 use parley_media::call::{Calls, OneVoice, Vendors, Voices};
 use parley_media::server::{MediaState, service};
@@ -33,7 +33,7 @@ use parley_shared::flow::{Flow, Industry};
 use parley_shared::qualify::Signal;
 use parley_shared::secrets::SecretString;
 use parley_vendors::relay_caller;
-use parley_vendors::twilio_caller::{self, Dial, Dialect, Heard, Step};
+use parley_vendors::twilio_caller::{Dial, Dialect, Step};
 use parley_vendors::{deepgram, elevenlabs};
 use serde_json::Value;
 
@@ -187,16 +187,8 @@ impl World {
     }
 
     fn dial(&self, call_id: &CallId) -> Dial {
-        Dial {
-            url: format!("{}/media/twilio", self.base),
-            stream_sid: format!("MZ{}", call_id.to_string().replace('-', "")),
-            call_sid: "CAsimulated".into(),
-            parameters: vec![
-                ("token".into(), self.scene.token(SECRET, call_id, 5)),
-                ("call_id".into(), call_id.to_string()),
-                ("tenant_id".into(), self.scene.tenant.clone()),
-            ],
-        }
+        self.scene
+            .dial(&self.base, SECRET, call_id, Dialect::Twilio)
     }
 
     /// Every event of one category, decoded.
@@ -238,44 +230,6 @@ impl World {
             .map(|r| r.body["text"].as_str().unwrap().to_owned())
             .collect()
     }
-}
-
-/// Places the call; a call the server never ends fails the test instead of hanging it.
-async fn place(dial: &Dial, steps: Vec<Step>) -> Heard {
-    let heard = tokio::time::timeout(
-        Duration::from_secs(40),
-        twilio_caller::call_as(dial, Dialect::Twilio, steps),
-    )
-    .await
-    .expect("the call ended in time")
-    .unwrap();
-    eprintln!(
-        "played {:?}, said {:?}, marks {:?}, close {:?}",
-        heard.played, heard.said, heard.marks, heard.close
-    );
-    heard
-}
-
-fn quiet(ms: u64) -> Step {
-    Step::AwaitAgent {
-        quiet: Duration::from_millis(ms),
-        within: Duration::from_secs(20),
-    }
-}
-
-/// Keeps the line open long enough that only the server can end the call.
-fn stay_on_the_line() -> Step {
-    Step::Pause(Duration::from_secs(30))
-}
-
-fn ended(events: &[CallEvent]) -> (String, u32) {
-    events
-        .iter()
-        .find_map(|e| match e {
-            CallEvent::MediaStreamEnded { reason, turns, .. } => Some((reason.clone(), *turns)),
-            _ => None,
-        })
-        .expect("MediaStreamEnded written")
 }
 
 fn tools_called(events: &[CallEvent]) -> Vec<(String, bool)> {
@@ -320,6 +274,7 @@ async fn a_flow_greets_books_in_the_tenants_time_and_ends_the_call() {
     let dial = world.dial(&call_id);
     let heard = place(
         &dial,
+        Dialect::Twilio,
         vec![
             quiet(300),
             Step::Say(speech("next tuesday at two pm")),
@@ -416,6 +371,7 @@ async fn asking_for_a_person_requests_a_transfer_and_ends_after_the_line() {
     let call_id = world.call().await;
     let heard = place(
         &world.dial(&call_id),
+        Dialect::Twilio,
         vec![
             quiet(300),
             Step::Say(speech("I want to speak to a person")),

@@ -16,6 +16,7 @@ use parley_shared::domain::ids::{AgentId, CallId, LeadId};
 use parley_shared::domain::values::PhoneNumber;
 use parley_shared::embedded::Embedded;
 use parley_shared::streamtoken::{self, StreamClaims};
+use parley_vendors::twilio_caller::{self, Dial, Dialect, Heard, Step};
 
 /// One tenant's agent in an embedded store.
 pub struct Scene {
@@ -135,6 +136,25 @@ impl Scene {
         doc["turns"].as_array().cloned().unwrap_or_default()
     }
 
+    /// How the simulated carrier reaches the media task at `base` (`http://host:port`)
+    /// for one of the scene's calls, with its token signed by `secret`.
+    pub fn dial(&self, base: &str, secret: &str, call_id: &CallId, dialect: Dialect) -> Dial {
+        let route = match dialect {
+            Dialect::Twilio => "twilio",
+            Dialect::Exotel { .. } => "exotel",
+        };
+        Dial {
+            url: format!("{base}/media/{route}"),
+            stream_sid: format!("MZ{}", call_id.to_string().replace('-', "")),
+            call_sid: "CAsimulated".into(),
+            parameters: vec![
+                ("token".into(), self.token(secret, call_id, 5)),
+                ("call_id".into(), call_id.to_string()),
+                ("tenant_id".into(), self.tenant.clone()),
+            ],
+        }
+    }
+
     /// A stream token for one of the scene's calls, valid for `minutes`.
     pub fn token(&self, secret: &str, call_id: &CallId, minutes: i64) -> String {
         token(&self.tenant, secret, &call_id.to_string(), minutes)
@@ -172,4 +192,45 @@ pub fn speech(text: &str) -> Vec<u8> {
     pcm.iter()
         .map(|&s| parley_media::g711::ulaw_encode(s))
         .collect()
+}
+
+/// Places the call; a call the server never ends fails the test instead of hanging it.
+pub async fn place(dial: &Dial, dialect: Dialect, steps: Vec<Step>) -> Heard {
+    let heard = tokio::time::timeout(
+        std::time::Duration::from_secs(40),
+        twilio_caller::call_as(dial, dialect, steps),
+    )
+    .await
+    .expect("the call ended in time")
+    .expect("the call went through");
+    // Shown when a test fails.
+    eprintln!(
+        "{} ({dialect:?}): played {:?}, said {:?}, marks {:?}, close {:?}, lost {:?}",
+        dial.stream_sid, heard.played, heard.said, heard.marks, heard.close, heard.lost
+    );
+    heard
+}
+
+/// Waits until the agent has spoken and then been quiet for `ms`.
+pub fn quiet(ms: u64) -> Step {
+    Step::AwaitAgent {
+        quiet: std::time::Duration::from_millis(ms),
+        within: std::time::Duration::from_secs(20),
+    }
+}
+
+/// Keeps the line open (in silence) long enough that only the server can end the call.
+pub fn stay_on_the_line() -> Step {
+    Step::Pause(std::time::Duration::from_secs(30))
+}
+
+/// Why the call's media stream ended, and after how many caller turns.
+pub fn ended(events: &[CallEvent]) -> (String, u32) {
+    events
+        .iter()
+        .find_map(|e| match e {
+            CallEvent::MediaStreamEnded { reason, turns, .. } => Some((reason.clone(), *turns)),
+            _ => None,
+        })
+        .expect("MediaStreamEnded written")
 }
