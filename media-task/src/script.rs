@@ -139,29 +139,34 @@ impl Brain for ScriptBrain {
             }
             (step, std::mem::take(&mut state.pending))
         };
-        let ended = step.ended || actions.iter().any(ends);
+        // `hear` says so too once the opening's actions ended the call.
+        let ended = step.ended;
         actions.extend(step.actions);
         let first_tool = self
             .next_tool
             .fetch_add(actions.len() as u64, Ordering::Relaxed);
         let scope = self.scope.clone();
         tokio::spawn(async move {
-            // Once the caller stops listening the lines go nowhere, but the actions
-            // still run: the flow has moved on past them.
+            // The actions first, as a model's tools come before its words: a turn
+            // whose tools ran stands even if the caller talks on before any line
+            // plays. Once the caller stops listening the lines go nowhere, but the
+            // actions still run: the flow has moved on past them.
             let mut listening = true;
+            for (n, action) in (first_tool..).zip(actions) {
+                let used = scope.carry_out(n, action).await;
+                if listening && tx.send(used).await.is_err() {
+                    listening = false;
+                }
+            }
             for (i, mut line) in step.say.into_iter().enumerate() {
+                if !listening {
+                    break;
+                }
                 // A space between lines lets the conversation cut them into sentences.
                 if i > 0 {
                     line.insert(0, ' ');
                 }
                 if tx.send(BrainEvent::Text(line)).await.is_err() {
-                    listening = false;
-                    break;
-                }
-            }
-            for (n, action) in (first_tool..).zip(actions) {
-                let used = scope.carry_out(n, action).await;
-                if listening && tx.send(used).await.is_err() {
                     listening = false;
                 }
             }
@@ -172,13 +177,6 @@ impl Brain for ScriptBrain {
         });
         rx
     }
-}
-
-fn ends(action: &FiredAction) -> bool {
-    matches!(
-        action,
-        FiredAction::End { .. } | FiredAction::Transfer { .. }
-    )
 }
 
 /// A caller turn as the conversation wrote it: words, then any keys as "(the caller
@@ -515,7 +513,9 @@ nodes:
       - transfer: { mode: warm, reason: not_understood }
 "#;
 
-    async fn said(brain: &ScriptBrain, context: &[&str]) -> (String, bool) {
+    /// What the brain said, whether it ended the call, and the tools it reported,
+    /// each with how much it had said by then.
+    async fn said(brain: &ScriptBrain, context: &[&str]) -> (String, bool, Vec<(String, usize)>) {
         let messages = context
             .iter()
             .map(|c| Message::User {
@@ -523,15 +523,16 @@ nodes:
             })
             .collect();
         let mut rx = brain.answer(messages);
-        let (mut text, mut ended) = (String::new(), false);
+        let (mut text, mut ended, mut tools) = (String::new(), false, Vec::new());
         while let Some(event) = rx.recv().await {
             match event {
                 BrainEvent::Text(t) => text.push_str(&t),
                 BrainEvent::EndCall => ended = true,
+                BrainEvent::ToolUsed { call, .. } => tools.push((call.name, text.len())),
                 _ => {}
             }
         }
-        (text, ended)
+        (text, ended, tools)
     }
 
     #[tokio::test]
@@ -560,15 +561,18 @@ nodes:
         let flow = Flow::parse_yaml(PATIENT).unwrap();
         let (brain, greeting) = ScriptBrain::start(flow, BTreeMap::new(), scope);
         assert_eq!(greeting, "When suits you?");
-        let (first, _) = said(&brain, &["hmm"]).await;
+        let (first, _, _) = said(&brain, &["hmm"]).await;
         assert!(first.contains("When suits you?"), "{first}");
         // The caller went on before the answer played: the same turn, with more words.
-        let (again, ended) = said(&brain, &["hmm er"]).await;
+        let (again, ended, _) = said(&brain, &["hmm er"]).await;
         assert_eq!(again, first);
         assert!(!ended, "one miss, not two");
         // A new turn counts: the second miss in a row hands over.
-        let (last, ended) = said(&brain, &["hmm er", "uh"]).await;
+        let (last, ended, tools) = said(&brain, &["hmm er", "uh"]).await;
         assert!(last.ends_with("Passing you on."), "{last}");
         assert!(ended);
+        // The hand-over is reported before a word of it is said, so that the caller
+        // talking on cannot take back a turn whose action already ran.
+        assert_eq!(tools, [("transfer_to_human".to_owned(), 0)]);
     }
 }
