@@ -256,7 +256,7 @@ impl Calls {
             return End::Conversation(conversation::EndReason::VendorFailed);
         };
         let call_id = claims.call_id.as_str();
-        let parts = match self.parts(&id, &claims.tenant_id).await {
+        let parts = match self.parts(&ctx, &id).await {
             Ok(parts) => parts,
             Err(e) => {
                 tracing::warn!(tenant_id = %claims.tenant_id, call_id, error = %e, "cannot hold the call");
@@ -287,11 +287,12 @@ impl Calls {
     }
 
     /// The call's agent, direction and lead, turned into what the session needs.
-    async fn parts(&self, call_id: &CallId, tenant_id: &str) -> Result<Parts, CallSetupError> {
+    async fn parts(&self, ctx: &Context, call_id: &CallId) -> Result<Parts, CallSetupError> {
+        let tenant_id = ctx.tenant_id.as_str();
         let Callee {
             settings: agent,
             greeting,
-        } = self.callee(call_id, tenant_id).await?;
+        } = self.callee(ctx, call_id).await?;
         let settings = &agent.settings;
         let vendors = &self.vendors;
         let secrets = &*self.ports.secrets;
@@ -377,9 +378,10 @@ impl Calls {
     /// and its opening lines are the greeting.
     pub(crate) async fn callee(
         &self,
+        ctx: &Context,
         call_id: &CallId,
-        tenant_id: &str,
     ) -> Result<Callee, CallSetupError> {
+        let tenant_id = ctx.tenant_id.as_str();
         let events = &*self.ports.events;
         let call = aggregate::load::<Call>(events, &call_id.stream(), tenant_id)
             .await
@@ -407,25 +409,24 @@ impl Calls {
             lead.as_ref(),
         );
         let prompt = settings.prompt().map(|p| fields.render(p));
-        let script = match settings.script() {
-            Some(flow) if !self.has_language_model(&settings) => {
-                let tenant = tenant.unwrap_or_default();
-                let scope = CallScope {
-                    ports: self.ports.clone(),
-                    ctx: Context {
-                        tenant_id: tenant_id.to_owned(),
-                        correlation_id: call_id.to_string(),
-                        idempotency_key: None,
-                    },
-                    call_id: call_id.clone(),
-                    lead_id: call.lead_id.clone(),
-                    time_zone: tenant.time_zone,
-                    qualification: tenant.qualification,
-                };
-                Some(ScriptBrain::start(flow, fields.clone().into_map(), scope))
-            }
-            _ => None,
+        // A language model answers when there is one; the flow only without.
+        let flow = if self.has_language_model(&settings) {
+            None
+        } else {
+            settings.script()
         };
+        let script = flow.map(|flow| {
+            let tenant = tenant.unwrap_or_default();
+            let scope = CallScope {
+                ports: self.ports.clone(),
+                ctx: ctx.clone(),
+                call_id: call_id.clone(),
+                lead_id: call.lead_id.clone(),
+                time_zone: tenant.time_zone,
+                qualification: tenant.qualification,
+            };
+            ScriptBrain::start(flow, fields.clone().into_map(), scope)
+        });
         let (script, greeting) = match script {
             Some((brain, opening)) => (Some(Arc::new(brain)), opening),
             None => {
@@ -554,18 +555,29 @@ impl Calls {
 
     /// Appends a media fact to the call's history; a failure is logged, not fatal.
     pub(crate) async fn note(&self, ctx: &Context, id: &CallId, event: CallEvent) {
-        let result = aggregate::execute::<Call>(
-            &*self.ports.events,
-            &*self.ports.clock,
-            &id.stream(),
-            ctx,
-            CallCommand::RecordMedia(event),
-        )
-        .await;
-        if let Err(e) = result {
+        if let Err(e) = record(&self.ports, ctx, id, event).await {
             tracing::error!(tenant_id = %ctx.tenant_id, call_id = %id, error = %e, "call event not written");
         }
     }
+}
+
+/// Appends a media fact to the call's history.
+pub(crate) async fn record(
+    ports: &Ports,
+    ctx: &Context,
+    id: &CallId,
+    event: CallEvent,
+) -> Result<(), String> {
+    aggregate::execute::<Call>(
+        &*ports.events,
+        &*ports.clock,
+        &id.stream(),
+        ctx,
+        CallCommand::RecordMedia(event),
+    )
+    .await
+    .map(|_| ())
+    .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

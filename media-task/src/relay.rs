@@ -66,7 +66,7 @@ impl Calls {
             return End::Conversation(EndReason::VendorFailed);
         };
         let (tenant_id, call_id) = (claims.tenant_id.as_str(), claims.call_id.as_str());
-        let Callee { settings, greeting } = match self.callee(&id, tenant_id).await {
+        let Callee { settings, greeting } = match self.callee(&ctx, &id).await {
             Ok(callee) => callee,
             Err(e) => {
                 tracing::warn!(tenant_id, call_id, error = %e, "cannot hold the call");

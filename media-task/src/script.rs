@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use parley_shared::aggregate::{self, Context};
 use parley_shared::backend::Ports;
 use parley_shared::domain::appointment::{Appointment, AppointmentCommand};
-use parley_shared::domain::call::{Call, CallCommand, CallEvent};
+use parley_shared::domain::call::CallEvent;
 use parley_shared::domain::ids::{AppointmentId, CallId, LeadId};
 use parley_shared::domain::lead::Lead;
 use parley_shared::domain::values::TimeZone;
@@ -326,16 +326,11 @@ impl CallScope {
                     mode: mode.to_owned(),
                     reason: reason.clone(),
                 };
-                aggregate::execute::<Call>(
-                    &*self.ports.events,
-                    &*self.ports.clock,
-                    &self.call_id.stream(),
-                    &self.ctx,
-                    CallCommand::RecordMedia(event),
-                )
-                .await
-                .map(|_| format!("a {mode} transfer to a person ({reason}) once the line ends"))
-                .map_err(|e| e.to_string())
+                crate::call::record(&self.ports, &self.ctx, &self.call_id, event)
+                    .await
+                    .map(|()| {
+                        format!("a {mode} transfer to a person ({reason}) once the line ends")
+                    })
             }
             FiredAction::End { outcome } => Ok(match outcome {
                 Some(outcome) => format!("the call ends after the goodbye ({outcome})"),
