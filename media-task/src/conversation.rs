@@ -597,11 +597,7 @@ impl Conversation {
         {
             // The brain ended the call without a word: the goodbye, then hang up.
             self.commit_reply(at_ms, false);
-            let goodbye = self.settings.goodbye.clone();
-            self.speak_scripted(at_ms, goodbye, out);
-            if self.reply.as_ref().is_some_and(|r| r.segments.is_empty()) {
-                self.end(at_ms, EndReason::AgentEnded, out);
-            }
+            self.say_closing_line(at_ms, EndReason::AgentEnded, out);
             return;
         }
         self.commit_reply(at_ms, false);
@@ -670,6 +666,12 @@ impl Conversation {
         self.commit_caller_words(at_ms);
         self.phase = Phase::Closing(reason);
         self.closing_since = at_ms;
+        self.say_closing_line(at_ms, reason, out);
+    }
+
+    /// Speaks the goodbye (or, when a vendor failed, the apology), then hangs up once
+    /// it has played, or at once when it is empty.
+    fn say_closing_line(&mut self, at_ms: u64, reason: EndReason, out: &mut Vec<Action>) {
         let line = match reason {
             EndReason::VendorFailed => self.settings.apology.clone(),
             _ => self.settings.goodbye.clone(),
