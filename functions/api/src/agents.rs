@@ -4,7 +4,7 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use parley_shared::aggregate::load_any;
 use parley_shared::domain::agent::{Agent, AgentCommand, AgentSettings};
 use parley_shared::domain::tenant::Tenant;
@@ -14,7 +14,7 @@ use parley_shared::readmodel::project;
 use serde_json::{Value, json};
 
 use crate::auth::Caller;
-use crate::body::{JsonBody, parse};
+use crate::body::{JsonBody, from_value, media_type, unsupported};
 use crate::error::ApiError;
 use crate::tenants::active;
 use crate::{AppState, Page, PageParams, list_owned, owned_view, run};
@@ -155,8 +155,7 @@ pub async fn update(
     )
     .map_err(|e| ApiError::invalid("body", e.to_string()))?;
     merge(&mut settings, &patch);
-    let settings: AgentSettings = parse(settings.to_string().as_bytes())?;
-    keys_exist(&active(&state, &tenant).await?, &settings)?;
+    let settings: AgentSettings = from_value(settings)?;
     change(&state, &id, &tenant, settings).await
 }
 
@@ -174,22 +173,14 @@ pub async fn set_flow(
     let (id, _, agent) = visible(&state, &caller, &id).await?;
     let text =
         std::str::from_utf8(&body).map_err(|_| ApiError::invalid("body", "must be UTF-8 text"))?;
-    let media_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .map(|v| v.trim().to_ascii_lowercase())
-        .unwrap_or_default();
-    let parsed = match media_type.as_str() {
+    let parsed = match media_type(&headers).as_str() {
         "application/json" => Flow::parse_json(text),
         "application/yaml" | "application/x-yaml" | "text/yaml" | "text/x-yaml" => {
             Flow::parse_yaml(text)
         }
         _ => {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                "send the flow as application/yaml or application/json",
+            return Err(unsupported(
+                "the flow as application/yaml or application/json",
             ));
         }
     };
@@ -202,13 +193,15 @@ pub async fn set_flow(
     change(&state, &id, &tenant, settings).await
 }
 
-/// Stores the agent's new settings; the agent as it now is.
+/// Stores the agent's new settings, for an active tenant whose keys they choose; the
+/// agent as it now is.
 async fn change(
     state: &AppState,
     id: &AgentId,
     tenant: &TenantId,
     settings: AgentSettings,
 ) -> Result<Json<Value>, ApiError> {
+    keys_exist(&active(state, tenant).await?, &settings)?;
     let done = run::<Agent>(
         state,
         &id.stream(),

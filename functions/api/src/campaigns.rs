@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use parley_shared::aggregate::{CommandError, Context, execute, load_any};
 use parley_shared::campaignviews::{campaign_json, project_campaign};
 use parley_shared::domain::campaign::{Campaign, CampaignCommand, CampaignError, CampaignSettings};
@@ -18,7 +18,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::auth::Caller;
-use crate::body::{JsonBody, parse};
+use crate::body::{JsonBody, media_type, parse, unsupported};
 use crate::error::{ApiError, RuleError};
 use crate::tenants::active;
 use crate::{AppState, Page, PageParams, list_owned, run};
@@ -198,10 +198,7 @@ pub async fn import_leads(
     if campaign.status == parley_shared::domain::campaign::CampaignStatus::Completed {
         return Err(ApiError::conflict("a completed campaign takes no leads"));
     }
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+    let content_type = media_type(&headers);
     let limits = Limits::default();
     let region = params.default_region.as_deref();
     if let Some(code) = region {
@@ -214,16 +211,10 @@ pub async fn import_leads(
             ));
         }
     }
-    let parsed = if content_type.starts_with("application/json") {
-        leadimport::parse_json(&body, region, &limits)
-    } else if content_type.starts_with("text/csv") || content_type.is_empty() {
-        leadimport::parse_csv(&body, region, &limits)
-    } else {
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported",
-            "send text/csv or application/json",
-        ));
+    let parsed = match content_type.as_str() {
+        "application/json" => leadimport::parse_json(&body, region, &limits),
+        "text/csv" | "" => leadimport::parse_csv(&body, region, &limits),
+        _ => return Err(unsupported("text/csv or application/json")),
     }
     .map_err(import_error)?;
 

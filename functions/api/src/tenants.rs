@@ -328,18 +328,26 @@ pub async fn set_qualification(
 /// Stored settings read leniently (a newer version's fields are ignored), so a
 /// misspelt field here would silently keep its default: it is refused instead.
 fn known_qualification_fields(body: &Value) -> Result<(), ApiError> {
-    const TOP: [&str; 3] = ["weights", "hot_at", "warm_at"];
-    const WEIGHTS: [&str; 5] = ["budget", "authority", "need", "timeline", "engagement"];
-    let unknown = |field: String| ApiError::invalid(field, "unknown field");
-    if let Some(fields) = body.as_object()
-        && let Some(name) = fields.keys().find(|k| !TOP.contains(&k.as_str()))
-    {
-        return Err(unknown(name.clone()));
-    }
-    if let Some(weights) = body.get("weights").and_then(Value::as_object)
-        && let Some(name) = weights.keys().find(|k| !WEIGHTS.contains(&k.as_str()))
-    {
-        return Err(unknown(format!("weights.{name}")));
+    // The fields are those the settings serialise: the list cannot drift from them.
+    let known = serde_json::to_value(QualificationSettings::default()).unwrap_or_default();
+    known_fields(body, &known, "")
+}
+
+/// The first field of `body`, at any depth, that `known` lacks.
+fn known_fields(body: &Value, known: &Value, path: &str) -> Result<(), ApiError> {
+    let (Some(fields), Some(known)) = (body.as_object(), known.as_object()) else {
+        return Ok(());
+    };
+    for (name, value) in fields {
+        let field = if path.is_empty() {
+            name.clone()
+        } else {
+            format!("{path}.{name}")
+        };
+        match known.get(name) {
+            Some(inner) => known_fields(value, inner, &field)?,
+            None => return Err(ApiError::invalid(field, "unknown field")),
+        }
     }
     Ok(())
 }

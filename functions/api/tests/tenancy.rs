@@ -189,7 +189,7 @@ async fn put_flow(
 #[tokio::test]
 async fn an_agents_flow_is_uploaded_as_yaml_or_json_with_every_problem_named() {
     let api = Api::new();
-    let (_, key) = api.tenant("Acme").await;
+    let (tenant_id, key) = api.tenant("Acme").await;
     let (_, other_key) = api.tenant("Bolt").await;
     let id = api.agent(&key, "Riley").await;
     let path = format!("/v1/agents/{id}/flow");
@@ -271,6 +271,19 @@ async fn an_agents_flow_is_uploaded_as_yaml_or_json_with_every_problem_named() {
     assert_eq!(status, StatusCode::OK, "{agent}");
     assert_eq!(agent["industry"], "real_estate");
     assert!(agent.get("flow").is_none(), "{agent}");
+
+    // A suspended tenant changes no flow, as it changes no other setting.
+    let (status, _) = api
+        .call(
+            Method::PATCH,
+            &format!("/v1/tenants/{tenant_id}"),
+            Some(ADMIN),
+            Some(json!({"suspended": true})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = put_flow(&api, &path, &key, "application/yaml", yaml).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
 }
 
 #[tokio::test]
