@@ -18,7 +18,7 @@ use parley_shared::domain::ids::{AppointmentId, CallId, LeadId};
 use parley_shared::domain::lead::Lead;
 use parley_shared::domain::values::TimeZone;
 use parley_shared::flow::{self, FiredAction, Flow, FlowRun, Heard, SlotValue, TransferMode};
-use parley_shared::qualify::{self, QualificationSettings, QualifyArgs};
+use parley_shared::qualify::{self, QualificationSettings};
 use tokio::sync::mpsc;
 
 use crate::brain::{Brain, BrainEvent};
@@ -198,62 +198,6 @@ pub fn heard(content: &str) -> Heard {
     Heard::said(content.trim())
 }
 
-/// The `qualify_lead` tool's arguments from a flow's collected slots, under the slot
-/// names the shipped flows use: `need` (or `buy_or_rent` and `area`), `budget`,
-/// `decision_maker` (yes/no, or the choice `self`/`shared`) and `timeline`. `now` is
-/// the tenant's local time.
-pub fn qualify_args(slots: &BTreeMap<String, SlotValue>, now: &flow::Context) -> QualifyArgs {
-    let today = now.now.date();
-    let text = |name: &str| match slots.get(name) {
-        Some(SlotValue::Text { value }) if !value.trim().is_empty() => Some(value.clone()),
-        Some(SlotValue::Choice { value }) => Some(value.replace('_', " ")),
-        _ => None,
-    };
-    let need = text("need").or_else(|| match (text("buy_or_rent"), text("area")) {
-        (Some(what), Some(area)) => Some(format!("to {what} in {area}")),
-        (Some(what), None) => Some(format!("to {what}")),
-        (None, Some(area)) => Some(format!("a home in {area}")),
-        (None, None) => None,
-    });
-    let budget = match slots.get("budget") {
-        Some(money @ SlotValue::Money { .. }) => Some(money.speak(today)),
-        Some(SlotValue::Number { value }) => Some(value.to_string()),
-        Some(SlotValue::Text { value }) => Some(value.clone()),
-        _ => None,
-    };
-    let decision_maker = match slots.get("decision_maker") {
-        Some(SlotValue::YesNo { value }) => Some(*value),
-        Some(SlotValue::Choice { value }) => match value.as_str() {
-            "self" | "yes" | "me" => Some(true),
-            "shared" | "someone_else" | "no" => Some(false),
-            _ => None,
-        },
-        _ => None,
-    };
-    let timeline = match slots.get("timeline") {
-        Some(SlotValue::Timeline {
-            within_days: Some(0),
-            ..
-        }) => Some("asap".to_owned()),
-        Some(SlotValue::Timeline {
-            within_days: Some(days),
-            ..
-        }) => Some(format!("within {days} days")),
-        Some(SlotValue::Timeline {
-            within_days: None, ..
-        }) => Some("just looking".to_owned()),
-        Some(SlotValue::Text { value }) => Some(value.clone()),
-        _ => None,
-    };
-    QualifyArgs {
-        budget,
-        decision_maker,
-        need,
-        timeline,
-        ..QualifyArgs::default()
-    }
-}
-
 /// The tool a flow action stands for, by the name a model would call it.
 fn tool_name(action: &FiredAction) -> &'static str {
     match action {
@@ -359,9 +303,7 @@ impl CallScope {
             return Err("the call has no lead to qualify".to_owned());
         };
         let now = self.context(BTreeMap::new());
-        let args = qualify_args(slots, &now);
-        let assessment =
-            qualify::assess_answers(&args, now.now.date()).map_err(|e| e.to_string())?;
+        let assessment = qualify::assess_slots(slots, now.now.date());
         let qualification = qualify::score(assessment, &self.qualification);
         aggregate::execute::<Lead>(
             &*self.ports.events,
@@ -383,8 +325,6 @@ impl CallScope {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::NaiveDate;
-    use parley_shared::qualify::Signal;
 
     #[test]
     fn keys_are_read_from_the_turns_suffix_and_anything_else_is_words() {
@@ -405,90 +345,6 @@ mod tests {
         ] {
             assert_eq!(heard(words), Heard::said(words), "{words}");
         }
-    }
-
-    fn now() -> flow::Context {
-        let at = NaiveDate::from_ymd_opt(2026, 11, 21)
-            .unwrap()
-            .and_hms_opt(10, 0, 0)
-            .unwrap();
-        flow::Context::new(at)
-    }
-
-    #[test]
-    fn collected_slots_become_the_qualification_answers_with_evidence() {
-        let slots: BTreeMap<String, SlotValue> = [
-            (
-                "need".to_owned(),
-                SlotValue::Text {
-                    value: "a new website for my shop".into(),
-                },
-            ),
-            (
-                "budget".to_owned(),
-                SlotValue::Money {
-                    amount: 20_000.0,
-                    up_to: None,
-                    currency: Some("USD".into()),
-                    per: None,
-                },
-            ),
-            (
-                "decision_maker".to_owned(),
-                SlotValue::YesNo { value: true },
-            ),
-            (
-                "timeline".to_owned(),
-                SlotValue::Timeline {
-                    within_days: Some(30),
-                    urgent: true,
-                },
-            ),
-        ]
-        .into();
-        let args = qualify_args(&slots, &now());
-        assert_eq!(args.need.as_deref(), Some("a new website for my shop"));
-        assert_eq!(args.decision_maker, Some(true));
-        let assessment = qualify::assess_answers(&args, now().now.date()).unwrap();
-        for signal in [
-            Signal::Budget,
-            Signal::Authority,
-            Signal::Need,
-            Signal::Timeline,
-        ] {
-            assert!(
-                assessment.strength(signal) > 0.0,
-                "{signal:?}: {assessment:?}"
-            );
-        }
-        let scored = qualify::score(assessment, &QualificationSettings::default());
-        assert!(scored.evidence.len() >= 4, "{scored:?}");
-
-        let choice: BTreeMap<String, SlotValue> = [
-            (
-                "decision_maker".to_owned(),
-                SlotValue::Choice {
-                    value: "shared".into(),
-                },
-            ),
-            (
-                "buy_or_rent".to_owned(),
-                SlotValue::Choice {
-                    value: "buy".into(),
-                },
-            ),
-            (
-                "area".to_owned(),
-                SlotValue::Text {
-                    value: "Brooklyn".into(),
-                },
-            ),
-        ]
-        .into();
-        let args = qualify_args(&choice, &now());
-        assert_eq!(args.decision_maker, Some(false));
-        assert_eq!(args.need.as_deref(), Some("to buy in Brooklyn"));
-        assert_eq!(args.budget, None);
     }
 
     const PATIENT: &str = r#"

@@ -332,13 +332,63 @@ fn slot_branch(slot: &str, goto: &str) -> Branch {
 
 type Break = fn(&mut Flow);
 
+/// Nodes a conversation can reach: from the start, the fallback and the flow's intents,
+/// through branches and intents' gotos.
+fn reachable(flow: &Flow) -> std::collections::BTreeSet<&str> {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut todo: Vec<&str> = vec![flow.start.as_str()];
+    todo.extend(flow.fallback.as_deref());
+    todo.extend(flow.intents.iter().filter_map(|i| i.goto.as_deref()));
+    while let Some(name) = todo.pop() {
+        let Some(node) = flow.nodes.get(name) else {
+            continue;
+        };
+        if seen.insert(name) {
+            todo.extend(node.next.iter().map(|b| b.goto.as_str()));
+            todo.extend(node.intents.iter().filter_map(|i| i.goto.as_deref()));
+        }
+    }
+    seen
+}
+
 #[test]
 fn the_base_flow_and_every_shipped_flow_validate() {
     assert_eq!(base().validate(), Ok(()));
-    for industry in Industry::ALL {
+    for (industry, name, start, nodes) in [
+        (Industry::RealEstate, "Real estate assistant", "start", 17),
+        (
+            Industry::GuestRelations,
+            "Guest relations and feedback",
+            "start",
+            12,
+        ),
+        (Industry::Appointments, "Appointment reception", "greet", 6),
+        (
+            Industry::LeadQualification,
+            "Lead qualification",
+            "start",
+            19,
+        ),
+    ] {
         let flow =
             Flow::parse_yaml(industry.source()).unwrap_or_else(|e| panic!("{industry:?}: {e}"));
-        assert_eq!(flow, Flow::default_for(industry));
+        // The shipped flow is the one written for the industry, whole.
+        let shipped = Flow::default_for(industry);
+        assert_eq!(
+            (
+                shipped.name.as_str(),
+                shipped.start.as_str(),
+                shipped.nodes.len()
+            ),
+            (name, start, nodes),
+            "{industry:?}"
+        );
+        assert!(shipped.nodes.contains_key(&shipped.start), "{industry:?}");
+        let reached = reachable(&shipped);
+        let all: std::collections::BTreeSet<&str> =
+            shipped.nodes.keys().map(String::as_str).collect();
+        assert_eq!(reached, all, "{industry:?}: nodes never reached");
+        assert_eq!(shipped.validate(), Ok(()), "{industry:?}");
         // Written for speech: no markup in anything the agent says, fields filled.
         let filled = |_: &str| Some("Sam".to_string());
         for (name, node) in &flow.nodes {
@@ -877,6 +927,51 @@ fn a_miss_reprompts_and_repeated_misses_end_in_a_transfer() {
     // Nothing more is heard.
     let after = say(&mut run, "seven");
     assert!(after.say.is_empty() && after.actions.is_empty() && after.ended && !after.understood);
+}
+
+#[test]
+fn a_copy_of_a_run_takes_a_turn_back() {
+    let (mut run, _) = mechanics();
+    say(&mut run, "seven");
+    let before = run.clone();
+    let step = say(&mut run, "hmm");
+    assert!(!step.understood);
+    assert_eq!((run.misunderstood_in_a_row(), run.turns()), (1, 2));
+    // The copy kept the state from before the turn; the same turn again plays the same.
+    assert_eq!(
+        (
+            before.node(),
+            before.misunderstood_in_a_row(),
+            before.turns()
+        ),
+        ("big", 0, 1)
+    );
+    let mut again = before.clone();
+    assert_eq!(say(&mut again, "hmm"), step);
+    // The copy and the run go their own ways.
+    let mut other = before;
+    let yes = keys(&mut other, "1");
+    assert!(yes.ended && other.ended() && !run.ended());
+    assert_eq!(other.slots()["ok"], SlotValue::YesNo { value: true });
+    assert!(!run.slots().contains_key("ok"));
+    // The flow's own intents and the built-ins still answer in every copy.
+    let hours = say(&mut again, "what are your opening hours");
+    assert_eq!(hours.say[0], "We're open nine to five.");
+    let emergency = say(&mut run, "there's a fire");
+    assert_eq!(
+        emergency.actions,
+        [FiredAction::Transfer {
+            mode: TransferMode::Cold,
+            reason: "emergency".into()
+        }]
+    );
+    // What a host checks to know the call is over.
+    assert!(yes.actions.iter().any(FiredAction::ends));
+    assert!(emergency.actions.iter().all(FiredAction::ends));
+    let qualify = FiredAction::Qualify {
+        slots: Default::default(),
+    };
+    assert!(!qualify.ends());
 }
 
 #[test]

@@ -45,7 +45,13 @@ struct Conversation<'a> {
 /// An action in a line: what a test can compare.
 fn short(a: &FiredAction) -> String {
     match a {
-        FiredAction::Qualify { slots } => format!("qualify {}", slots.len()),
+        FiredAction::Qualify { slots } => {
+            let values: Vec<String> = slots
+                .iter()
+                .map(|(name, v)| format!("{name}={}", slot(v)))
+                .collect();
+            format!("qualify {}", values.join(" "))
+        }
         FiredAction::Book {
             title,
             at,
@@ -72,6 +78,44 @@ fn short(a: &FiredAction) -> String {
             at.map(|a| a.format("%Y-%m-%d %H:%M").to_string())
                 .unwrap_or_else(|| "asap".into())
         ),
+    }
+}
+
+/// A collected value with its kind, whole: `money:500000 USD`, `timeline:92 urgent`.
+fn slot(v: &SlotValue) -> String {
+    let at = |t: &NaiveDateTime| t.format("%Y-%m-%d %H:%M").to_string();
+    match v {
+        SlotValue::YesNo { value } => format!("yes_no:{}", if *value { "yes" } else { "no" }),
+        SlotValue::Number { value } => format!("number:{value}"),
+        SlotValue::Money {
+            amount,
+            up_to,
+            currency,
+            per,
+        } => {
+            let mut s = format!("money:{amount}");
+            if let Some(up) = up_to {
+                s.push_str(&format!("-{up}"));
+            }
+            s.push_str(&format!(" {}", currency.as_deref().unwrap_or("-")));
+            if let Some(per) = per {
+                s.push_str(&format!(" per {per}"));
+            }
+            s
+        }
+        SlotValue::Date { date } => format!("date:{date}"),
+        SlotValue::Time { time } => format!("time:{}", time.format("%H:%M")),
+        SlotValue::Datetime { at: t } => format!("datetime:{}", at(t)),
+        SlotValue::Timeline {
+            within_days,
+            urgent,
+        } => format!(
+            "timeline:{} {}",
+            within_days.map_or("-".to_string(), |d| d.to_string()),
+            if *urgent { "urgent" } else { "not_urgent" }
+        ),
+        SlotValue::Text { value } => format!("text:{value:?}"),
+        SlotValue::Choice { value } => format!("choice:{value}"),
     }
 }
 
@@ -143,7 +187,15 @@ fn real_estate_inbound_books_a_viewing_for_next_tuesday_at_two_pm() {
             t("somewhere near the harbour", &[&["budget"]], &[]),
             t("about five hundred thousand", &[&["move"]], &[]),
             t("within three months", &[&["decision", "someone else"]], &[]),
-            t("me and my wife", &[&["viewing"]], &["qualify 5"]),
+            t(
+                "me and my wife",
+                &[&["viewing"]],
+                &[concat!(
+                    "qualify area=text:\"somewhere near the harbour\" budget=money:500000 - ",
+                    "buy_or_rent=choice:rent decision_maker=choice:shared ",
+                    "timeline=timeline:92 urgent"
+                )],
+            ),
             t("yes please", &[&["day and time"]], &[]),
             t(
                 "next tuesday at two pm",
@@ -176,15 +228,24 @@ fn real_estate_inbound_books_a_viewing_for_next_tuesday_at_two_pm() {
             value: "shared".into()
         }
     );
-    assert!(
-        matches!(slots["budget"], SlotValue::Money { amount, .. } if amount == 500_000.0),
-        "{:?}",
-        slots["budget"]
+    // "about five hundred thousand": no currency named, for the tenant's default.
+    assert_eq!(
+        slots["budget"],
+        SlotValue::Money {
+            amount: 500_000.0,
+            up_to: None,
+            currency: None,
+            per: None
+        }
     );
-    assert!(matches!(
+    // "within three months" from 21 November: to 21 February, 92 days.
+    assert_eq!(
         slots["timeline"],
-        SlotValue::Timeline { urgent: true, .. }
-    ));
+        SlotValue::Timeline {
+            within_days: Some(92),
+            urgent: true
+        }
+    );
 }
 
 #[test]
@@ -455,6 +516,47 @@ fn appointments_asks_for_the_time_when_only_a_day_is_given_and_books() {
 }
 
 #[test]
+fn appointments_asks_for_the_day_when_only_a_time_is_given_and_books() {
+    let c = Conversation {
+        name: "appointments time first",
+        industry: Industry::Appointments,
+        direction: "inbound",
+        opening: &[&["what is it for"]],
+        turns: &[
+            t("a dental cleaning", &[&["day and time"]], &[]),
+            // Half an answer: asked for the other half, not a miss.
+            t("two pm", &[&["which day"]], &[]),
+            t(
+                "next tuesday",
+                &[&["Tuesday, November 24th at 2 pm", "book", "press 1"]],
+                &[],
+            ),
+            t(
+                "#1",
+                &[&["all set", "Tuesday, November 24th at 2 pm", "text"]],
+                &[
+                    "book 2026-11-24 14:00 30min in_person Appointment: a dental cleaning",
+                    "send_confirmation sms 2026-11-24 14:00",
+                    "end booked",
+                ],
+            ),
+        ],
+        ended: true,
+    };
+    let r = run(&c);
+    assert_eq!(
+        r.slots()["appointment_time"],
+        SlotValue::Datetime {
+            at: NaiveDate::from_ymd_opt(2026, 11, 24)
+                .unwrap()
+                .and_hms_opt(14, 0, 0)
+                .unwrap()
+        }
+    );
+    assert_eq!(r.misunderstood_in_a_row(), 0);
+}
+
+#[test]
 fn appointments_another_time_after_a_no_and_a_past_time_refused() {
     let c = Conversation {
         name: "appointments rebook",
@@ -540,7 +642,15 @@ fn lead_qualification_outbound_hot_lead_books_a_meeting() {
             t("our support team is drowning in calls", &[&["budget"]], &[]),
             t("around fifty thousand dollars", &[&["signs off"]], &[]),
             t("yes I do", &[&["get started"]], &[]),
-            t("as soon as possible", &[&["specialists"]], &["qualify 5"]),
+            t(
+                "as soon as possible",
+                &[&["specialists"]],
+                &[concat!(
+                    "qualify budget=money:50000 USD decision_maker=yes_no:yes ",
+                    "good_time=yes_no:yes need=text:\"our support team is drowning in calls\" ",
+                    "timeline=timeline:0 urgent"
+                )],
+            ),
             t("yes that would be great", &[&["day and time"]], &[]),
             t(
                 "tomorrow morning at 9",
@@ -561,15 +671,23 @@ fn lead_qualification_outbound_hot_lead_books_a_meeting() {
     };
     let r = run(&c);
     let slots = r.slots();
-    assert!(matches!(
-        &slots["budget"],
-        SlotValue::Money { amount, currency: Some(c), .. } if *amount == 50_000.0 && c == "USD"
-    ));
+    assert_eq!(
+        slots["budget"],
+        SlotValue::Money {
+            amount: 50_000.0,
+            up_to: None,
+            currency: Some("USD".into()),
+            per: None
+        }
+    );
     assert_eq!(slots["decision_maker"], SlotValue::YesNo { value: true });
-    assert!(matches!(
+    assert_eq!(
         slots["timeline"],
-        SlotValue::Timeline { urgent: true, .. }
-    ));
+        SlotValue::Timeline {
+            within_days: Some(0),
+            urgent: true
+        }
+    );
 }
 
 #[test]
@@ -591,7 +709,13 @@ fn lead_qualification_inbound_without_budget_or_authority_is_nurtured() {
             t(
                 "probably next year",
                 &[&["email", "goodbye"]],
-                &["qualify 3", "end nurture"],
+                &[
+                    concat!(
+                        "qualify decision_maker=yes_no:no need=text:\"we want a new website\" ",
+                        "timeline=timeline:405 not_urgent"
+                    ),
+                    "end nurture",
+                ],
             ),
         ],
         ended: true,

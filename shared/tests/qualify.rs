@@ -6,9 +6,10 @@ use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
 use parley_shared::domain::lead::{LeadCommand, Temperature};
+use parley_shared::flow::SlotValue;
 use parley_shared::qualify::{
     Assessment, MAX_QUOTE_CHARS, QualificationSettings, QualifyArgs, Signal, Weights,
-    assess_answers, assess_words, qualify_lead_tool_schema, score,
+    assess_answers, assess_slots, assess_words, qualify_lead_tool_schema, score,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -756,13 +757,394 @@ fn the_tool_schema_describes_what_the_parser_reads() {
         "engagement": 1,
         "evidence": signals.iter().map(|s| (s.clone(), json!("quote"))).collect::<serde_json::Map<_, _>>()
     });
-    let parsed = args(full.clone());
-    assert_eq!(parsed.evidence.as_ref().map(BTreeMap::len), Some(5));
-    let via_serde: QualifyArgs = serde_json::from_value(full).unwrap();
-    assert_eq!(via_serde, parsed);
-    let again: QualifyArgs =
-        serde_json::from_value(serde_json::to_value(&parsed).unwrap()).unwrap();
+    let parsed = args(full);
+    assert_eq!(
+        parsed,
+        QualifyArgs {
+            // A number is kept as the digits the model sent.
+            budget: Some("500000.0".into()),
+            decision_maker: Some(true),
+            need: Some("x".into()),
+            timeline: Some("asap".into()),
+            engagement: Some(1.0),
+            evidence: Some(Signal::ALL.iter().map(|&s| (s, "quote".into())).collect()),
+        }
+    );
+    assert_eq!(
+        args(json!({"budget": 750000})).budget.as_deref(),
+        Some("750000")
+    );
+    // What the arguments serialize as is read back the same.
+    let again = args(serde_json::to_value(&parsed).unwrap());
     assert_eq!(again, parsed);
+    assert_eq!(
+        args(serde_json::to_value(QualifyArgs::default()).unwrap()),
+        QualifyArgs::default()
+    );
+}
+
+fn money(amount: f64, up_to: Option<f64>, currency: Option<&str>, per: Option<&str>) -> SlotValue {
+    SlotValue::Money {
+        amount,
+        up_to,
+        currency: currency.map(str::to_owned),
+        per: per.map(str::to_owned),
+    }
+}
+
+fn text(value: &str) -> SlotValue {
+    SlotValue::Text {
+        value: value.into(),
+    }
+}
+
+fn choice(value: &str) -> SlotValue {
+    SlotValue::Choice {
+        value: value.into(),
+    }
+}
+
+fn timeline(within_days: Option<u32>, urgent: bool) -> SlotValue {
+    SlotValue::Timeline {
+        within_days,
+        urgent,
+    }
+}
+
+/// One slot alone: the signal's strength (`None`: left out) and its evidence's words and
+/// value (`None`: no evidence).
+type SlotCase = (
+    &'static str,
+    SlotValue,
+    Signal,
+    Option<f64>,
+    Option<(&'static str, Option<&'static str>)>,
+);
+
+#[test]
+fn collected_slots_are_scored_from_their_typed_values() {
+    let cases: Vec<SlotCase> = vec![
+        // Budget: the amount exactly as collected, never spoken and read back.
+        (
+            "budget",
+            money(1_234_567.0, None, Some("USD"), None),
+            Budget,
+            Some(1.0),
+            Some(("1234567 USD", Some("1234567 USD"))),
+        ),
+        (
+            "budget",
+            money(2_500.5, Some(3_000.0), Some("INR"), Some("month")),
+            Budget,
+            Some(1.0),
+            Some((
+                "2500.5-3000 INR per month",
+                Some("2500.5-3000 INR per month"),
+            )),
+        ),
+        (
+            "budget",
+            money(300.0, None, None, None),
+            Budget,
+            Some(1.0),
+            Some(("300", Some("300"))),
+        ),
+        (
+            "budget",
+            SlotValue::Number { value: 987_654.0 },
+            Budget,
+            Some(1.0),
+            Some(("987654", Some("987654"))),
+        ),
+        (
+            "budget",
+            money(0.0, None, Some("USD"), None),
+            Budget,
+            None,
+            None,
+        ),
+        (
+            "budget",
+            text("about 500k"),
+            Budget,
+            Some(1.0),
+            Some(("about 500k", Some("500000"))),
+        ),
+        (
+            "budget",
+            text("we're pre-approved"),
+            Budget,
+            Some(0.5),
+            Some(("we're pre-approved", Some("budget, no amount"))),
+        ),
+        ("budget", text("no budget"), Budget, Some(0.0), None),
+        ("budget", text("not sure"), Budget, None, None),
+        (
+            "budget",
+            SlotValue::YesNo { value: true },
+            Budget,
+            None,
+            None,
+        ),
+        // Authority: yes/no, or the choices the shipped flows offer.
+        (
+            "decision_maker",
+            SlotValue::YesNo { value: true },
+            Authority,
+            Some(1.0),
+            Some(("yes", Some("yes"))),
+        ),
+        (
+            "decision_maker",
+            SlotValue::YesNo { value: false },
+            Authority,
+            Some(0.0),
+            None,
+        ),
+        (
+            "decision_maker",
+            choice("self"),
+            Authority,
+            Some(1.0),
+            Some(("self", Some("yes"))),
+        ),
+        (
+            "decision_maker",
+            choice("me"),
+            Authority,
+            Some(1.0),
+            Some(("me", Some("yes"))),
+        ),
+        // A shared decision is half, as in words ("me and my wife decide").
+        (
+            "decision_maker",
+            choice("shared"),
+            Authority,
+            Some(0.5),
+            Some(("shared", Some("shared"))),
+        ),
+        (
+            "decision_maker",
+            choice("someone_else"),
+            Authority,
+            Some(0.0),
+            None,
+        ),
+        ("decision_maker", choice("no"), Authority, Some(0.0), None),
+        ("decision_maker", choice("maybe"), Authority, None, None),
+        ("decision_maker", text("I decide"), Authority, None, None),
+        // Need: the words, hedged or negated as a model's need is.
+        (
+            "need",
+            text("a new website for my shop"),
+            Need,
+            Some(1.0),
+            Some(("a new website for my shop", None)),
+        ),
+        (
+            "need",
+            text("we might need a new roof"),
+            Need,
+            Some(0.5),
+            Some(("we might need a new roof", None)),
+        ),
+        (
+            "need",
+            text("we don't need anything"),
+            Need,
+            Some(0.0),
+            None,
+        ),
+        ("need", text("  "), Need, None, None),
+        ("need", text("unknown"), Need, None, None),
+        (
+            "need",
+            choice("new_kitchen"),
+            Need,
+            Some(1.0),
+            Some(("new kitchen", None)),
+        ),
+        (
+            "buy_or_rent",
+            choice("rent"),
+            Need,
+            Some(1.0),
+            Some(("to rent", None)),
+        ),
+        (
+            "area",
+            text("Brooklyn"),
+            Need,
+            Some(1.0),
+            Some(("a home in Brooklyn", None)),
+        ),
+        // Timeline (today is 21 November 2026): urgent = 1, within six months = 0.5.
+        (
+            "timeline",
+            timeline(Some(0), true),
+            Timeline,
+            Some(1.0),
+            Some(("right away", Some("right away"))),
+        ),
+        (
+            "timeline",
+            timeline(Some(30), true),
+            Timeline,
+            Some(1.0),
+            Some(("within 30 days", Some("within 30 days"))),
+        ),
+        (
+            "timeline",
+            timeline(Some(120), false),
+            Timeline,
+            Some(0.5),
+            Some(("within 120 days", Some("within 120 days"))),
+        ),
+        (
+            "timeline",
+            timeline(Some(181), false),
+            Timeline,
+            Some(0.5),
+            Some(("within 181 days", Some("within 181 days"))),
+        ),
+        (
+            "timeline",
+            timeline(Some(400), false),
+            Timeline,
+            Some(0.0),
+            None,
+        ),
+        ("timeline", timeline(None, false), Timeline, Some(0.0), None),
+        (
+            "timeline",
+            text("in about six months"),
+            Timeline,
+            Some(0.5),
+            Some(("in about six months", Some("within 181 days"))),
+        ),
+        (
+            "timeline",
+            text("asap"),
+            Timeline,
+            Some(1.0),
+            Some(("asap", Some("right away"))),
+        ),
+        ("timeline", text("soon-ish?"), Timeline, None, None),
+        (
+            "timeline",
+            money(5.0, None, None, None),
+            Timeline,
+            None,
+            None,
+        ),
+    ];
+    for (name, value, signal, strength, evidence) in cases {
+        let slots = BTreeMap::from([(name.to_owned(), value.clone())]);
+        let a = assess_slots(&slots, today());
+        let context = format!("{name} = {value:?}");
+        let expected: BTreeMap<Signal, f64> = strength.map(|s| (signal, s)).into_iter().collect();
+        assert_eq!(a.signals, expected, "{context}");
+        let quoted: Vec<(Signal, &str, Option<&str>)> = a
+            .evidence
+            .iter()
+            .map(|e| (e.signal, e.words.as_str(), e.value.as_deref()))
+            .collect();
+        let want: Vec<(Signal, &str, Option<&str>)> = evidence
+            .map(|(words, value)| (signal, words, value))
+            .into_iter()
+            .collect();
+        assert_eq!(quoted, want, "{context}");
+    }
+}
+
+#[test]
+fn a_flows_slots_are_qualified_whole_and_missing_slots_score_nothing() {
+    let slots: BTreeMap<String, SlotValue> = BTreeMap::from([
+        ("buy_or_rent".to_owned(), choice("buy")),
+        ("area".to_owned(), text("Brooklyn")),
+        (
+            "budget".to_owned(),
+            money(1_234_567.0, None, Some("USD"), None),
+        ),
+        ("decision_maker".to_owned(), choice("shared")),
+        ("timeline".to_owned(), timeline(Some(92), true)),
+        // Slots no signal reads are ignored.
+        ("wants_viewing".to_owned(), SlotValue::YesNo { value: true }),
+    ]);
+    let a = assess_slots(&slots, today());
+    assert_eq!(
+        a.signals,
+        BTreeMap::from([
+            (Budget, 1.0),
+            (Authority, 0.5),
+            (Need, 1.0),
+            (Timeline, 1.0)
+        ])
+    );
+    let quoted: Vec<(Signal, &str, Option<&str>)> = a
+        .evidence
+        .iter()
+        .map(|e| (e.signal, e.words.as_str(), e.value.as_deref()))
+        .collect();
+    assert_eq!(
+        quoted,
+        [
+            (Budget, "1234567 USD", Some("1234567 USD")),
+            (Authority, "shared", Some("shared")),
+            (Need, "to buy in Brooklyn", None),
+            (Timeline, "within 92 days", Some("within 92 days")),
+        ]
+    );
+    // 0.25 + 0.20 × 0.5 + 0.25 + 0.20, and no engagement from slots.
+    let q = score(a, &QualificationSettings::default());
+    assert_eq!((q.score, q.temperature), (0.8, Hot));
+
+    // A need stated outright wins over buy_or_rent and area.
+    let mut with_need = slots.clone();
+    with_need.insert("need".into(), text("a bigger place"));
+    let a = assess_slots(&with_need, today());
+    let need = a.evidence.iter().find(|e| e.signal == Need).unwrap();
+    assert_eq!(need.words, "a bigger place");
+
+    // Nothing collected: every signal is left out and scores 0.
+    let a = assess_slots(&BTreeMap::new(), today());
+    assert_eq!(a, Assessment::default());
+    for s in Signal::ALL {
+        assert_eq!(a.strength(s), 0.0, "{s:?}");
+    }
+    assert_eq!(score(a, &QualificationSettings::default()).score, 0.0);
+
+    // One slot missing: that signal alone is left out.
+    for missing in ["budget", "decision_maker", "timeline"] {
+        let mut fewer = slots.clone();
+        fewer.remove(missing);
+        let a = assess_slots(&fewer, today());
+        let signal = match missing {
+            "budget" => Budget,
+            "decision_maker" => Authority,
+            _ => Timeline,
+        };
+        assert!(!a.signals.contains_key(&signal), "{missing}: {a:?}");
+        assert_eq!(a.strength(signal), 0.0);
+        assert!(a.evidence.iter().all(|e| e.signal != signal), "{missing}");
+        assert_eq!(a.signals.len(), 3, "{missing}: {a:?}");
+    }
+    let mut no_need = slots.clone();
+    no_need.remove("buy_or_rent");
+    no_need.remove("area");
+    assert_eq!(assess_slots(&no_need, today()).strength(Need), 0.0);
+    assert!(!assess_slots(&no_need, today()).signals.contains_key(&Need));
+}
+
+#[test]
+fn long_text_slots_are_quoted_within_the_limit() {
+    let long = format!("we need {}", "a much bigger office ".repeat(40));
+    let slots = BTreeMap::from([("need".to_owned(), text(&long))]);
+    let a = assess_slots(&slots, today());
+    assert_eq!(a.signals, BTreeMap::from([(Need, 1.0)]));
+    let e = &a.evidence[0];
+    assert!(e.words.chars().count() <= MAX_QUOTE_CHARS, "{e:?}");
+    assert!(e.words.starts_with("we need a much bigger office"), "{e:?}");
 }
 
 #[test]

@@ -1,5 +1,7 @@
 //! The `appointment/<id>` stream: a meeting the agent booked with a lead.
 
+use std::ops::RangeInclusive;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -7,6 +9,10 @@ use super::ids::{CallId, LeadId};
 use super::values::{ValueError, name};
 use crate::aggregate::Aggregate;
 use crate::event::DomainEvent;
+
+/// How long a booked meeting may be, in minutes: a flow's `book` action is checked
+/// against the same range.
+pub const DURATION_MINUTES: RangeInclusive<u32> = 5..=480;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -73,7 +79,11 @@ pub enum AppointmentError {
     NotFound,
     #[error("starts_at: {0} is in the past")]
     InThePast(DateTime<Utc>),
-    #[error("duration_minutes: {0} is not between 5 and 480")]
+    #[error(
+        "duration_minutes: {0} is not between {min} and {max}",
+        min = DURATION_MINUTES.start(),
+        max = DURATION_MINUTES.end()
+    )]
     BadDuration(u32),
     #[error("the appointment was cancelled")]
     Cancelled,
@@ -122,7 +132,7 @@ impl Aggregate for Appointment {
                 if self.exists {
                     return Err(AppointmentError::AlreadyExists);
                 }
-                if !(5..=480).contains(&duration_minutes) {
+                if !DURATION_MINUTES.contains(&duration_minutes) {
                     return Err(AppointmentError::BadDuration(duration_minutes));
                 }
                 Ok(vec![AppointmentEvent::AppointmentBooked {

@@ -72,7 +72,7 @@ pub(crate) fn default_max_turns() -> u32 {
 
 impl Flow {
     /// The kind a slot is collected as, by the first node (in name order) collecting it.
-    pub fn slot_kind(&self, slot: &str) -> Option<SlotKind> {
+    pub(crate) fn slot_kind(&self, slot: &str) -> Option<SlotKind> {
         self.nodes
             .values()
             .filter_map(|n| n.collect.as_ref())
@@ -115,13 +115,13 @@ pub struct Node {
 
 impl Node {
     /// Whether entering the node ends the AI's part of the call.
-    pub fn ends(&self) -> bool {
+    pub(crate) fn ends(&self) -> bool {
         self.on_enter.iter().any(Action::ends)
     }
 
     /// Whether the node waits for the caller (it collects or listens for intents); a
     /// node that does not routes on at once.
-    pub fn listens(&self) -> bool {
+    pub(crate) fn listens(&self) -> bool {
         self.collect.is_some() || !self.intents.is_empty()
     }
 }
@@ -285,7 +285,7 @@ impl Intent {
     /// `say`, `goto` or ending action) fires its actions and marks the turn: the node's
     /// branches can test it, and a required slot not heard is then no miss ("not sure"
     /// to a budget question).
-    pub fn handles_turn(&self) -> bool {
+    pub(crate) fn handles_turn(&self) -> bool {
         self.say.is_some() || self.goto.is_some() || self.actions.iter().any(Action::ends)
     }
 }
@@ -323,7 +323,7 @@ pub struct Branch {
 
 impl Branch {
     /// Whether the branch holds whatever was said.
-    pub fn is_unconditional(&self) -> bool {
+    pub(crate) fn is_unconditional(&self) -> bool {
         self.intent.is_none() && self.slot.is_none() && self.field.is_none()
     }
 }
@@ -375,11 +375,11 @@ pub enum Action {
 
 impl Action {
     /// End and transfer finish the AI's part of the call.
-    pub fn ends(&self) -> bool {
+    pub(crate) fn ends(&self) -> bool {
         matches!(self, Action::End(_) | Action::Transfer(_))
     }
 
-    pub fn name(&self) -> &'static str {
+    pub(crate) fn name(&self) -> &'static str {
         match self {
             Action::Qualify => "qualify",
             Action::Book(_) => "book",

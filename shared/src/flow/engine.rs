@@ -6,7 +6,7 @@
 //! 1. past `max_turns` caller turns, a transfer to a person (unless the turn ends the
 //!    call by itself: an emergency, a request for a person, do-not-call);
 //! 2. the flow's global intents, with the built-in ones around them (emergency first;
-//!    see [`builtin_intents`](super::builtin_intents));
+//!    see `builtin_intents` in the matcher);
 //! 3. the node's intents;
 //! 4. the node's slot, read by [`crate::slots`] (keypad digits count for numbers and
 //!    choices, and 1/2 for yes/no where the node says so);
@@ -29,7 +29,7 @@ use super::definition::{
 use super::matcher::{self, Matcher, Phrase, Words};
 use super::speech;
 use super::template::render;
-use crate::slots::{self, Per, When};
+use crate::slots::{self, When};
 
 /// Apologies before the question is asked again: the first miss, then later ones.
 const SORRY_FIRST: &str = "Sorry, I didn't catch that.";
@@ -139,6 +139,14 @@ pub enum FiredAction {
     },
 }
 
+impl FiredAction {
+    /// Whether the action ends the AI's part of the call: an end or a transfer. Once
+    /// one fires the flow hears nothing more.
+    pub fn ends(&self) -> bool {
+        matches!(self, FiredAction::End { .. } | FiredAction::Transfer { .. })
+    }
+}
+
 /// A collected value: the call's extracted fields.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -210,16 +218,6 @@ impl SlotValue {
     }
 }
 
-fn per_name(per: Per) -> &'static str {
-    match per {
-        Per::Hour => "hour",
-        Per::Day => "day",
-        Per::Week => "week",
-        Per::Month => "month",
-        Per::Year => "year",
-    }
-}
-
 /// What a language model may do at the current node, when one is configured.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Scope {
@@ -241,15 +239,79 @@ enum Extracted {
     Nothing,
 }
 
-/// One call's way through a flow.
-#[derive(Clone, Debug)]
-pub struct FlowRun {
+/// What a call's run of a flow never changes: the flow, its intents ready to match and
+/// the call's fields. Shared by every copy of the run, so copying a run (to take a turn
+/// back) copies only what turns change.
+#[derive(Debug)]
+struct Compiled {
     flow: Arc<Flow>,
     /// Global intents in the order they are tried, built-ins included.
-    global: Vec<(Intent, Matcher)>,
+    global: Vec<Global>,
+    /// The matchers of the flow's own intents, in the flow's order.
+    own: Vec<Matcher>,
     /// Each node's intents' matchers, in the node's order.
     local: BTreeMap<String, Vec<Matcher>>,
+    /// Template fields of the call.
     fields: BTreeMap<String, String>,
+}
+
+/// A global intent: a built-in one or one of the flow's own, by its index.
+#[derive(Clone, Copy, Debug)]
+enum Global {
+    Builtin(usize),
+    Own(usize),
+}
+
+impl Compiled {
+    fn new(flow: Arc<Flow>, fields: BTreeMap<String, String>) -> Compiled {
+        let builtins = matcher::builtins();
+        let own = |name: &str| flow.intents.iter().any(|i| i.name == name);
+        let builtin = |first: bool| {
+            builtins
+                .iter()
+                .enumerate()
+                .filter(move |(_, (b, _))| (b.name == matcher::EMERGENCY) == first)
+                .filter(|(_, (b, _))| !own(&b.name))
+                .map(|(i, _)| Global::Builtin(i))
+        };
+        // Emergency first, then the flow's own, then the other built-ins.
+        let global = builtin(true)
+            .chain((0..flow.intents.len()).map(Global::Own))
+            .chain(builtin(false))
+            .collect();
+        let local = flow
+            .nodes
+            .iter()
+            .map(|(name, node)| {
+                (
+                    name.clone(),
+                    node.intents.iter().map(Matcher::new).collect(),
+                )
+            })
+            .collect();
+        Compiled {
+            global,
+            own: flow.intents.iter().map(Matcher::new).collect(),
+            local,
+            fields,
+            flow,
+        }
+    }
+
+    /// A global intent and its matcher.
+    fn global(&self, g: Global) -> Option<(&Intent, &Matcher)> {
+        match g {
+            Global::Builtin(i) => matcher::builtins().get(i).map(|(b, m)| (b, m)),
+            Global::Own(i) => self.flow.intents.get(i).zip(self.own.get(i)),
+        }
+    }
+}
+
+/// One call's way through a flow. Cheap to clone: the flow and its compiled intents are
+/// shared, and only the conversation's state is copied.
+#[derive(Clone, Debug)]
+pub struct FlowRun {
+    compiled: Arc<Compiled>,
     slots: BTreeMap<String, SlotValue>,
     node: String,
     now: NaiveDateTime,
@@ -266,53 +328,21 @@ impl FlowRun {
     /// end the call early.
     pub fn start(flow: impl Into<Arc<Flow>>, context: Context) -> (FlowRun, Step) {
         let flow: Arc<Flow> = flow.into();
-        let builtins = matcher::builtin_intents();
-        let own = |name: &str| flow.intents.iter().any(|i| i.name == name);
-        let mut global: Vec<Intent> = builtins
-            .iter()
-            .filter(|b| b.name == matcher::EMERGENCY && !own(&b.name))
-            .cloned()
-            .collect();
-        global.extend(flow.intents.iter().cloned());
-        global.extend(
-            builtins
-                .into_iter()
-                .filter(|b| b.name != matcher::EMERGENCY && !own(&b.name)),
-        );
-        let local = flow
-            .nodes
-            .iter()
-            .map(|(name, node)| {
-                (
-                    name.clone(),
-                    node.intents.iter().map(Matcher::new).collect(),
-                )
-            })
-            .collect();
+        let start = flow.start.clone();
         let mut run = FlowRun {
-            global: global
-                .into_iter()
-                .map(|i| {
-                    let m = Matcher::new(&i);
-                    (i, m)
-                })
-                .collect(),
-            local,
-            fields: context.fields,
+            compiled: Arc::new(Compiled::new(flow, context.fields)),
             slots: BTreeMap::new(),
-            node: flow.start.clone(),
+            node: start.clone(),
             now: context.now,
             turns: 0,
             misunderstood: 0,
             ended: false,
             pending: None,
-            flow,
         };
         let mut step = Step {
             understood: true,
             ..Step::default()
         };
-        let start = run.flow.start.clone();
         run.enter(&start, &mut step);
         step.ended = run.ended;
         (run, step)
@@ -340,17 +370,17 @@ impl FlowRun {
         if words.is_empty() && digits.is_empty() {
             return self.miss(step);
         }
-        let global = self
+        let compiled = Arc::clone(&self.compiled);
+        let global = compiled
             .global
             .iter()
+            .filter_map(|&g| compiled.global(g))
             .find(|(_, m)| m.matches(&words, &digits))
-            .map(|(intent, _)| intent.clone());
+            .map(|(intent, _)| intent);
         // Past the turn limit the call goes to a person, unless this very turn ends it
         // its own way (an emergency keeps its advice and reason).
-        let ends_itself = global
-            .as_ref()
-            .is_some_and(|i| i.actions.iter().any(Action::ends));
-        if self.turns > self.flow.max_turns && !ends_itself {
+        let ends_itself = global.is_some_and(|i| i.actions.iter().any(Action::ends));
+        if self.turns > compiled.flow.max_turns && !ends_itself {
             step.understood = true;
             step.say.push(MAX_TURNS_LINE.into());
             return self.fire_one(
@@ -362,16 +392,15 @@ impl FlowRun {
             );
         }
         if let Some(intent) = global {
-            return self.understood_by(&intent, step);
+            return self.understood_by(intent, step);
         }
-        let flow = Arc::clone(&self.flow);
-        let Some(node) = flow.nodes.get(&self.node) else {
+        let Some(node) = compiled.flow.nodes.get(&self.node) else {
             return self.broken(step);
         };
         // Node intents: one that decides the turn does; one that does not marks it for
         // the branches.
         let mut marked = None;
-        let hit = self
+        let hit = compiled
             .local
             .get(&self.node)
             .and_then(|ms| ms.iter().position(|m| m.matches(&words, &digits)));
@@ -441,7 +470,7 @@ impl FlowRun {
         match &intent.goto {
             Some(target) => self.leave_for(target, step),
             None => {
-                let flow = Arc::clone(&self.flow);
+                let flow = Arc::clone(&self.compiled.flow);
                 match flow.nodes.get(&self.node) {
                     Some(node) => self.reask(node, step),
                     None => self.broken(step),
@@ -453,7 +482,7 @@ impl FlowRun {
     fn miss(&mut self, step: &mut Step) {
         step.understood = false;
         self.misunderstood = self.misunderstood.saturating_add(1);
-        let flow = Arc::clone(&self.flow);
+        let flow = Arc::clone(&self.compiled.flow);
         if self.misunderstood >= flow.max_misunderstandings.max(1) {
             self.misunderstood = 0;
             match &flow.fallback {
@@ -494,7 +523,7 @@ impl FlowRun {
 
     /// Leaves the current node (its `on_leave`) for `target`.
     fn leave_for(&mut self, target: &str, step: &mut Step) {
-        let flow = Arc::clone(&self.flow);
+        let flow = Arc::clone(&self.compiled.flow);
         if let Some(node) = flow.nodes.get(&self.node) {
             self.fire(&node.on_leave, step);
         }
@@ -506,7 +535,7 @@ impl FlowRun {
 
     /// Enters `target`: its `on_enter`, its line, and on through nodes that only route.
     fn enter(&mut self, target: &str, step: &mut Step) {
-        let flow = Arc::clone(&self.flow);
+        let flow = Arc::clone(&self.compiled.flow);
         let mut target = target.to_owned();
         // Each node at most once per turn: a routing loop (which validation refuses)
         // ends here instead of spinning.
@@ -563,15 +592,12 @@ impl FlowRun {
     fn field(&self, name: &str) -> Option<String> {
         match self.slots.get(name) {
             Some(v) => Some(v.speak(self.now.date())),
-            None => self.fields.get(name).cloned(),
+            None => self.compiled.fields.get(name).cloned(),
         }
     }
 
     fn fire_one(&mut self, action: FiredAction, step: &mut Step) {
-        if matches!(
-            action,
-            FiredAction::Transfer { .. } | FiredAction::End { .. }
-        ) {
+        if action.ends() {
             self.ended = true;
         }
         step.actions.push(action);
@@ -619,7 +645,7 @@ impl FlowRun {
                     at: self.slots.get(&c.slot).and_then(SlotValue::datetime),
                 },
                 Action::Set(s) => {
-                    if let Some(v) = set_value(self.flow.slot_kind(&s.slot), &s.value) {
+                    if let Some(v) = set_value(self.compiled.flow.slot_kind(&s.slot), &s.value) {
                         self.slots.insert(s.slot.clone(), v);
                     }
                     continue;
@@ -642,7 +668,11 @@ impl FlowRun {
             return marked == Some(intent.as_str());
         }
         if let Some(field) = &b.field {
-            let value = self.fields.get(field).filter(|v| !v.trim().is_empty());
+            let value = self
+                .compiled
+                .fields
+                .get(field)
+                .filter(|v| !v.trim().is_empty());
             return b.present.is_none_or(|p| p == value.is_some())
                 && b.is
                     .as_ref()
@@ -698,7 +728,7 @@ impl FlowRun {
                         amount: m.amount,
                         up_to: m.up_to,
                         currency: m.currency.map(str::to_owned),
-                        per: m.per.map(|p| per_name(p).to_owned()),
+                        per: m.per.map(|p| p.as_str().to_owned()),
                     }),
                 };
                 m.filter(|m| matches!(m, SlotValue::Money { amount, .. } if in_range(*amount)))
@@ -789,16 +819,13 @@ impl FlowRun {
         self.ended
     }
 
-    pub fn flow(&self) -> &Flow {
-        &self.flow
-    }
-
     /// The current node's line, instructions and tools, for a language model.
     pub fn scope(&self) -> Scope {
-        let node = self.flow.nodes.get(&self.node);
+        let flow = &self.compiled.flow;
+        let node = flow.nodes.get(&self.node);
         let field = |name: &str| self.field(name);
         let prompt = [
-            self.flow.prompt.as_deref(),
+            flow.prompt.as_deref(),
             node.and_then(|n| n.prompt.as_deref()),
         ]
         .into_iter()

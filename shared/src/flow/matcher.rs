@@ -1,6 +1,8 @@
 //! Hearing intents and choices: the caller's words normalised once, keyword phrases
 //! (with `*`) and patterns matched against them, and the intents every flow gets.
 
+use std::sync::LazyLock;
+
 use regex::{Regex, RegexBuilder};
 
 use super::definition::{Action, End, Intent, Transfer, TransferMode};
@@ -9,7 +11,7 @@ use super::definition::{Action, End, Intent, Transfer, TransferMode};
 /// bound keeps matching cheap whatever arrives.
 const MAX_TOKENS: usize = 400;
 /// How many words a `*` in a keyword phrase stands for at most.
-pub const STAR_WORDS: usize = 4;
+const STAR_WORDS: usize = 4;
 /// Words before a phrase searched for a negation ("don't want to buy").
 const NEGATION_REACH: usize = 3;
 /// Compiled size allowed for one author's pattern: ample for phrases, refuses blow-ups.
@@ -236,22 +238,37 @@ impl Matcher {
 }
 
 /// Built-in intent names: a flow intent with one of these names replaces the built-in.
-pub const EMERGENCY: &str = "emergency";
-pub const HUMAN: &str = "human";
-pub const ESCALATION: &str = "escalation";
-pub const DO_NOT_CALL: &str = "do_not_call";
-pub const REPEAT: &str = "repeat";
+pub(crate) const EMERGENCY: &str = "emergency";
+pub(crate) const HUMAN: &str = "human";
+pub(crate) const ESCALATION: &str = "escalation";
+pub(crate) const DO_NOT_CALL: &str = "do_not_call";
+pub(crate) const REPEAT: &str = "repeat";
 
 /// Transfer reasons the engine gives on its own.
-pub const REASON_EMERGENCY: &str = "emergency";
-pub const REASON_HUMAN: &str = "asked_for_person";
-pub const REASON_ESCALATION: &str = "escalation";
-pub const REASON_MAX_TURNS: &str = "max_turns";
-pub const REASON_NOT_UNDERSTOOD: &str = "not_understood";
+pub(crate) const REASON_EMERGENCY: &str = "emergency";
+pub(crate) const REASON_HUMAN: &str = "asked_for_person";
+pub(crate) const REASON_ESCALATION: &str = "escalation";
+pub(crate) const REASON_MAX_TURNS: &str = "max_turns";
+pub(crate) const REASON_NOT_UNDERSTOOD: &str = "not_understood";
 
 /// Emergency numbers after "call"/"dial" ("call 911", "dial one one two"). Only 911 may
 /// stand alone: 100, 108, 112 and 999 are ordinary answers to "how many" or "how much".
 const EMERGENCY_NUMBERS: &str = r"911|112|999|100|108|9 1 1|1 1 2|9 9 9|1 0 8|1 0 0|nine one one|one one two|nine nine nine|one oh eight|one zero eight|one zero zero";
+
+/// The built-in intents (see [`builtin_intents`]) with their matchers, compiled once for
+/// every call.
+pub(crate) fn builtins() -> &'static [(Intent, Matcher)] {
+    static BUILTINS: LazyLock<Vec<(Intent, Matcher)>> = LazyLock::new(|| {
+        builtin_intents()
+            .into_iter()
+            .map(|intent| {
+                let m = Matcher::new(&intent);
+                (intent, m)
+            })
+            .collect()
+    });
+    &BUILTINS
+}
 
 /// The intents every flow gets, in the order they are tried around the flow's own:
 /// emergency first, then the flow's intents, then a person, escalation, do-not-call and
@@ -270,7 +287,7 @@ const EMERGENCY_NUMBERS: &str = r"911|112|999|100|108|9 1 1|1 1 2|9 9 9|1 0 8|1 
 ///   and the end, outcome `do_not_call`.
 /// - `repeat`: "can you repeat that", "say that again", "sorry?", "pardon?" → the
 ///   node's question again, not counted as a miss.
-pub fn builtin_intents() -> Vec<Intent> {
+fn builtin_intents() -> Vec<Intent> {
     let words = |ws: &[&str]| ws.iter().map(|w| (*w).to_owned()).collect::<Vec<_>>();
     vec![
         Intent {

@@ -10,8 +10,8 @@
 //!   instructions and tools instead.
 //! - [`render`]: templates (`{lead_name}`); a missing field renders as nothing.
 //! - [`Flow::default_for`]: the shipped flows for each [`Industry`].
-//! - [`builtin_intents`]: what every flow hears (emergency, a person, escalation,
-//!   do-not-call).
+//! - Built-in intents: what every flow hears (emergency, a person, escalation,
+//!   do-not-call, repeat); a flow intent of the same name replaces one.
 //!
 //! ```yaml
 //! name: Viewings
@@ -62,15 +62,10 @@ pub use definition::{
     Node, Scalar, SendConfirmation, Set, SlotKind, ToolName, Transfer, TransferMode,
 };
 pub use engine::{Context, FiredAction, FlowRun, Heard, Scope, SlotValue, Step};
-pub use matcher::{
-    DO_NOT_CALL, EMERGENCY, ESCALATION, HUMAN, REASON_EMERGENCY, REASON_ESCALATION, REASON_HUMAN,
-    REASON_MAX_TURNS, REASON_NOT_UNDERSTOOD, REPEAT, STAR_WORDS, builtin_intents,
-};
 pub use template::render;
-pub use validate::{CONTEXT_FIELDS, MAX_ITEMS, MAX_NAME, MAX_NODES, MAX_TEXT};
 
 /// The largest flow document read, in bytes: 200 full nodes fit well within it.
-pub const MAX_DOCUMENT: usize = 512 * 1024;
+const MAX_DOCUMENT: usize = 512 * 1024;
 
 /// One problem with a flow, at the path of the field at fault (`nodes.budget.next[1].goto`;
 /// empty for the document as a whole).

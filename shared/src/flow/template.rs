@@ -5,8 +5,7 @@
 //! brace. `{{` and `}}` are literal braces; anything else that is not a placeholder is
 //! kept as written, and no template panics.
 
-/// The longest field name read as a placeholder.
-const MAX_NAME: usize = 64;
+use super::validate::MAX_NAME;
 
 /// One piece of a template.
 #[derive(Debug, PartialEq)]

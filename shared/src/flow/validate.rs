@@ -12,20 +12,21 @@ use super::definition::{
 use super::engine::yes_no_scalar;
 use super::matcher::{Phrase, compile_pattern};
 use super::template;
+use crate::domain::appointment::DURATION_MINUTES;
 
 /// Nodes a flow may have.
-pub const MAX_NODES: usize = 200;
+pub(crate) const MAX_NODES: usize = 200;
 /// Bytes in any one text (a line, a prompt, a keyword, a pattern).
-pub const MAX_TEXT: usize = 4096;
-/// Characters in a name (node, slot, intent, option).
-pub const MAX_NAME: usize = 64;
+pub(crate) const MAX_TEXT: usize = 4096;
+/// Characters in a name (node, slot, intent, option), and in a template's field name.
+pub(crate) const MAX_NAME: usize = 64;
 /// Items in any one list (intents, keywords, options, branches, actions).
-pub const MAX_ITEMS: usize = 100;
+pub(crate) const MAX_ITEMS: usize = 100;
 /// `*` wildcards in one keyword phrase.
 const MAX_STARS: usize = 3;
 
 /// The context fields every call has; `lead.`, `tenant.` and `agent.` fields are open.
-pub const CONTEXT_FIELDS: &[&str] = &[
+pub(crate) const CONTEXT_FIELDS: &[&str] = &[
     "tenant_name",
     "agent_name",
     "direction",
@@ -79,10 +80,6 @@ fn is_name(s: &str) -> bool {
         && s.len() <= MAX_NAME
         && s.bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-}
-
-fn is_datetime(kind: SlotKind) -> bool {
-    kind == SlotKind::Datetime
 }
 
 impl Checker<'_> {
@@ -604,7 +601,7 @@ impl Checker<'_> {
     /// A slot an action reads must be collected as a datetime.
     fn datetime_slot(&mut self, p: &str, slot: &str) {
         match self.slots.get(slot) {
-            Some(info) if is_datetime(info.kind) => {}
+            Some(info) if info.kind == SlotKind::Datetime => {}
             Some(info) => {
                 let msg = format!("\"{slot}\" is a {} slot, not a datetime", info.kind);
                 self.err(p, msg);
@@ -622,8 +619,15 @@ impl Checker<'_> {
                     self.err(format!("{p}.title"), "a booking needs a title");
                 }
                 self.template(&format!("{p}.title"), &b.title);
-                if !(5..=480).contains(&b.duration_minutes) {
-                    self.err(format!("{p}.duration_minutes"), "between 5 and 480");
+                if !DURATION_MINUTES.contains(&b.duration_minutes) {
+                    self.err(
+                        format!("{p}.duration_minutes"),
+                        format!(
+                            "between {} and {}",
+                            DURATION_MINUTES.start(),
+                            DURATION_MINUTES.end()
+                        ),
+                    );
                 }
                 self.datetime_slot(&format!("{p}.slot"), &b.slot);
             }

@@ -1,11 +1,12 @@
-//! Signals from answers already collected: a scripted flow's slots, or the arguments a
-//! model passed to the `qualify_lead` tool. A model may send anything, so arguments are
-//! read field by field and an error names the field that is wrong.
+//! Signals from the arguments a model passed to the `qualify_lead` tool. A model may
+//! send anything, so arguments are read field by field and an error names the field
+//! that is wrong. The per-signal rules for a text answer are shared with
+//! [`assess_slots`](super::assess_slots), which reads a flow's typed slots.
 
 use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::text::{clauses, quote};
@@ -18,17 +19,14 @@ use crate::slots;
 pub const QUALIFY_LEAD_TOOL: &str = "qualify_lead";
 
 /// The `qualify_lead` tool's arguments; every field is optional (a model fills in what
-/// the caller said). Build it from a model's JSON with [`QualifyArgs::parse`] or
-/// [`QualifyArgs::from_value`], which name the field that is wrong; plain serde gives
-/// serde's message.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+/// the caller said). Read a model's JSON with [`QualifyArgs::parse`] or
+/// [`QualifyArgs::from_value`], which name the field that is wrong. Serializes as the
+/// JSON those read back.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct QualifyArgs {
-    /// The budget in the caller's words ("about 500k", "50 lakh") or as a number.
-    #[serde(
-        deserialize_with = "string_or_number",
-        skip_serializing_if = "Option::is_none"
-    )]
+    /// The budget in the caller's words ("about 500k", "50 lakh"); a number a model
+    /// sent is kept as its digits.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub budget: Option<String>,
     /// Whether the caller makes the decision.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -45,19 +43,6 @@ pub struct QualifyArgs {
     /// The caller's words that support each signal, quoted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub evidence: Option<BTreeMap<Signal, String>>,
-}
-
-fn string_or_number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Budget {
-        Text(String),
-        Number(serde_json::Number),
-    }
-    Ok(Option::<Budget>::deserialize(d)?.map(|b| match b {
-        Budget::Text(s) => s,
-        Budget::Number(n) => n.to_string(),
-    }))
 }
 
 impl QualifyArgs {
@@ -201,8 +186,8 @@ const UNKNOWN: &[&str] = &[
     "-",
 ];
 
-/// The signals in a flow's collected answers or a model's `qualify_lead` arguments, with
-/// `today` in the tenant's time zone for relative timelines ("by march").
+/// The signals in a model's `qualify_lead` arguments, with `today` in the tenant's time
+/// zone for relative timelines ("by march").
 ///
 /// Rules (the words-based ones of [`assess_words`](super::assess_words) where words are
 /// given):
@@ -226,45 +211,21 @@ pub fn assess_answers(answers: &QualifyArgs, today: NaiveDate) -> Result<Assessm
     check_engagement(answers.engagement)?;
     let mut found: BTreeMap<Signal, (Found, String)> = BTreeMap::new();
 
-    if let Some(text) = given(&answers.budget) {
-        let cl = clauses(text);
-        let f = match slots::money(text) {
-            Some(m) if words::money_is_budget(&m, true) => Some(Found {
-                strength: 1.0,
-                focus: None,
-                value: Some(words::money_value(&m)),
-            }),
-            _ => words::budget_words(&cl),
-        };
-        if let Some(f) = f {
-            found.insert(Signal::Budget, (f, text.to_string()));
-        }
+    if let Some(text) = answers.budget.as_deref().and_then(given)
+        && let Some(f) = budget_in(text)
+    {
+        found.insert(Signal::Budget, (f, text.to_string()));
     }
     if let Some(yes) = answers.decision_maker {
-        let f = Found {
-            strength: if yes { 1.0 } else { 0.0 },
-            focus: None,
-            value: Some(if yes { "yes" } else { "no" }.to_string()),
-        };
-        found.insert(Signal::Authority, (f, String::new()));
+        found.insert(Signal::Authority, (decides(yes), String::new()));
     }
-    if let Some(text) = given(&answers.need) {
-        let f = words::need(&clauses(text))
-            .filter(|f| f.strength < 1.0)
-            .unwrap_or(Found {
-                strength: 1.0,
-                focus: None,
-                value: None,
-            });
-        found.insert(Signal::Need, (f, text.to_string()));
+    if let Some(text) = answers.need.as_deref().and_then(given) {
+        found.insert(Signal::Need, (need_in(text), text.to_string()));
     }
-    if let Some(text) = given(&answers.timeline)
-        && let Some(t) = slots::timeline(text, today)
+    if let Some(text) = answers.timeline.as_deref().and_then(given)
+        && let Some(f) = timeline_in(text, today)
     {
-        found.insert(
-            Signal::Timeline,
-            (words::timeline_found(&t, today, None), text.to_string()),
-        );
+        found.insert(Signal::Timeline, (f, text.to_string()));
     }
     if let Some(e) = answers.engagement {
         let f = Found {
@@ -274,14 +235,21 @@ pub fn assess_answers(answers: &QualifyArgs, today: NaiveDate) -> Result<Assessm
         };
         found.insert(Signal::Engagement, (f, String::new()));
     }
+    Ok(assessment(found, answers.evidence.as_ref()))
+}
 
+/// The assessment of signals found, each with the words it came from; `quotes` (a
+/// model's evidence by signal) replace those words where given. Evidence is kept for
+/// each signal above 0, quoted to at most [`MAX_QUOTE_CHARS`](super::MAX_QUOTE_CHARS).
+pub(crate) fn assessment(
+    found: BTreeMap<Signal, (Found, String)>,
+    quotes: Option<&BTreeMap<Signal, String>>,
+) -> Assessment {
     let mut assessment = Assessment::default();
     for (signal, (f, own_words)) in found {
         assessment.signals.insert(signal, f.strength);
         if f.strength > 0.0 {
-            let said = answers
-                .evidence
-                .as_ref()
+            let said = quotes
                 .and_then(|e| e.get(&signal))
                 .map_or(own_words.as_str(), String::as_str);
             assessment.evidence.push(Evidence {
@@ -291,14 +259,51 @@ pub fn assess_answers(answers: &QualifyArgs, today: NaiveDate) -> Result<Assessm
             });
         }
     }
-    Ok(assessment)
+    assessment
 }
 
-/// The text of an optional argument, unless it is empty or says "unknown".
-fn given(text: &Option<String>) -> Option<&str> {
-    text.as_deref()
-        .map(str::trim)
-        .filter(|t| !UNKNOWN.contains(&t.to_lowercase().as_str()))
+/// A budget answer in words: an amount (any above 0) = 1, else the words-based budget
+/// (0.5 with no amount, 0 for none); `None` when the text says nothing of a budget.
+pub(crate) fn budget_in(text: &str) -> Option<Found> {
+    match slots::money(text) {
+        Some(m) if words::money_is_budget(&m, true) => Some(Found {
+            strength: 1.0,
+            focus: None,
+            value: Some(words::money_value(&m)),
+        }),
+        _ => words::budget_words(&clauses(text)),
+    }
+}
+
+/// Whether the caller decides: yes = 1, no = 0.
+pub(crate) fn decides(yes: bool) -> Found {
+    Found {
+        strength: if yes { 1.0 } else { 0.0 },
+        focus: None,
+        value: Some(if yes { "yes" } else { "no" }.to_string()),
+    }
+}
+
+/// A need stated as an answer: hedged = 0.5, negated = 0, anything else = 1.
+pub(crate) fn need_in(text: &str) -> Found {
+    words::need(&clauses(text))
+        .filter(|f| f.strength < 1.0)
+        .unwrap_or(Found {
+            strength: 1.0,
+            focus: None,
+            value: None,
+        })
+}
+
+/// A timeline answer in words, scored as words are; `None` when it names no timeline.
+pub(crate) fn timeline_in(text: &str, today: NaiveDate) -> Option<Found> {
+    slots::timeline(text, today).map(|t| words::timeline_found(&t, today, None))
+}
+
+/// The text of an answer, trimmed, unless it is empty or says "unknown".
+pub(crate) fn given(text: &str) -> Option<&str> {
+    let text = text.trim();
+    (!UNKNOWN.contains(&text.to_lowercase().as_str())).then_some(text)
 }
 
 /// The JSON Schema of [`QualifyArgs`], for a model's tool list (the `parameters` of an

@@ -8,17 +8,19 @@
 //! and the temperature thresholds are a tenant's [`QualificationSettings`] (by default
 //! 0.25 / 0.20 / 0.25 / 0.20 / 0.10, hot at 0.75, warm at 0.45).
 //!
-//! Two ways in, both giving an [`Assessment`] for [`score`]:
+//! Three ways in, each giving an [`Assessment`] for [`score`]:
 //! - [`assess_words`]: from the caller's lines, with no LLM (phrases and the
 //!   [`slots`](crate::slots) parsers).
-//! - [`assess_answers`]: from a scripted flow's collected slots or a model's
-//!   `qualify_lead` tool arguments ([`QualifyArgs`], schema from
-//!   [`qualify_lead_tool_schema`]).
+//! - [`assess_slots`]: from a scripted flow's collected slots, read from their typed
+//!   values.
+//! - [`assess_answers`]: from a model's `qualify_lead` tool arguments ([`QualifyArgs`],
+//!   schema from [`qualify_lead_tool_schema`]).
 //!
 //! The [`Qualification`] becomes the lead's `Qualify` command
 //! ([`Qualification::command`]). Pure domain logic: no I/O, no clock reads.
 
 mod answers;
+mod collected;
 mod text;
 mod words;
 
@@ -27,10 +29,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 pub use answers::{QUALIFY_LEAD_TOOL, QualifyArgs, assess_answers, qualify_lead_tool_schema};
+pub use collected::assess_slots;
 pub use text::MAX_QUOTE_CHARS;
-pub use words::{
-    ANSWERS_FOR_FULL_ENGAGEMENT, PARTIAL_TIMELINE_MONTHS, WORDS_FOR_FULL_ENGAGEMENT, assess_words,
-};
+pub use words::assess_words;
 
 use crate::domain::ValueError;
 use crate::domain::lead::{LeadCommand, Temperature};
@@ -87,7 +88,7 @@ impl Default for Weights {
 }
 
 impl Weights {
-    pub fn of(&self, signal: Signal) -> f64 {
+    pub(crate) fn of(&self, signal: Signal) -> f64 {
         match signal {
             Signal::Budget => self.budget,
             Signal::Authority => self.authority,
@@ -99,7 +100,7 @@ impl Weights {
 }
 
 /// How far the weights' sum may be from 1, for weights typed as decimals by a person.
-pub const WEIGHT_SUM_TOLERANCE: f64 = 0.001;
+const WEIGHT_SUM_TOLERANCE: f64 = 0.001;
 
 /// A tenant's qualification rules. Every field has a default, so a tenant stores only
 /// what it changes; unknown fields are ignored so that settings stored by a newer

@@ -12,11 +12,11 @@ use super::{Assessment, Evidence, Signal};
 use crate::slots::{self, Money, Per, Timeline};
 
 /// Answers that earn full engagement (with long enough answers).
-pub const ANSWERS_FOR_FULL_ENGAGEMENT: usize = 4;
+const ANSWERS_FOR_FULL_ENGAGEMENT: usize = 4;
 /// Average words per answer that earn full engagement (with enough answers).
-pub const WORDS_FOR_FULL_ENGAGEMENT: f64 = 4.0;
+const WORDS_FOR_FULL_ENGAGEMENT: f64 = 4.0;
 /// A timeline within this many calendar months, but not urgent, earns half credit.
-pub const PARTIAL_TIMELINE_MONTHS: u32 = 6;
+const PARTIAL_TIMELINE_MONTHS: u32 = 6;
 
 /// What one line says about one signal.
 #[derive(Clone, Debug, PartialEq)]
@@ -56,12 +56,10 @@ impl Found {
 ///   struggling with", "our lease ends", "interested in") = 1; a hedged or exploratory one
 ///   ("we might need", "thinking about", "considering") = 0.5; a negated one ("we don't
 ///   need", "not looking for") = 0. "I need to ask / check / think..." is no need.
-/// - **Timeline** ([`slots::timeline`]): urgent (within three months) = 1; within
-///   [`PARTIAL_TIMELINE_MONTHS`] months = 0.5; later, or no horizon ("just looking",
-///   "no rush") = 0.
-/// - **Engagement**: (answers ÷ [`ANSWERS_FOR_FULL_ENGAGEMENT`], at most 1) × (average
-///   words per answer ÷ [`WORDS_FOR_FULL_ENGAGEMENT`], at most 1): four answers of four
-///   words or more on average = 1. A refusal anywhere ("not interested", "stop calling",
+/// - **Timeline** ([`slots::timeline`]): urgent (within three months) = 1; within six
+///   calendar months = 0.5; later, or no horizon ("just looking", "no rush") = 0.
+/// - **Engagement**: (answers ÷ 4, at most 1) × (average words per answer ÷ 4, at most
+///   1): four answers of four words or more on average = 1. A refusal anywhere ("not interested", "stop calling",
 ///   "take me off your list", "wrong number") makes it 0.
 ///
 /// Across lines: budget and need keep their strongest line (a need once stated stays
@@ -204,30 +202,39 @@ pub(crate) fn budget_words(cl: &[Clause]) -> Option<Found> {
 }
 
 pub(crate) fn money_is_budget(m: &Money, money_talk: bool) -> bool {
-    m.amount.is_finite()
-        && m.amount > 0.0
-        && (m.currency.is_some() || m.amount >= 1000.0 || money_talk)
+    is_budget_amount(m.amount) && (m.currency.is_some() || m.amount >= 1000.0 || money_talk)
+}
+
+/// An amount that can be a budget: a finite number above 0.
+pub(crate) fn is_budget_amount(amount: f64) -> bool {
+    amount.is_finite() && amount > 0.0
 }
 
 /// "500000 USD", "400000-500000 INR", "2500 USD per month".
 pub(crate) fn money_value(m: &Money) -> String {
-    let mut out = amount(m.amount);
-    if let Some(up) = m.up_to {
+    money_text(m.amount, m.up_to, m.currency, m.per.map(Per::as_str))
+}
+
+/// An amount as [`money_value`] writes it, from its parts: digits in full (no rounding),
+/// a range's upper end after `-`, the currency code and the period's name (`month`).
+pub(crate) fn money_text(
+    lower: f64,
+    up_to: Option<f64>,
+    currency: Option<&str>,
+    per: Option<&str>,
+) -> String {
+    let mut out = amount(lower);
+    if let Some(up) = up_to {
         out.push('-');
         out.push_str(&amount(up));
     }
-    if let Some(c) = m.currency {
+    if let Some(c) = currency {
         out.push(' ');
         out.push_str(c);
     }
-    if let Some(per) = m.per {
-        out.push_str(match per {
-            Per::Hour => " per hour",
-            Per::Day => " per day",
-            Per::Week => " per week",
-            Per::Month => " per month",
-            Per::Year => " per year",
-        });
+    if let Some(per) = per {
+        out.push_str(" per ");
+        out.push_str(per);
     }
     out
 }

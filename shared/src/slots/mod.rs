@@ -30,6 +30,6 @@ pub use date::date;
 pub use money::{Money, Per, money};
 pub use number::number;
 pub use time::time;
-pub use timeline::{Timeline, URGENT_MONTHS, timeline};
+pub use timeline::{Timeline, timeline};
 pub use when::{When, when};
 pub use yesno::yes_no;

@@ -28,6 +28,19 @@ pub enum Per {
     Year,
 }
 
+impl Per {
+    /// The period's name: `hour`, `day`, `week`, `month` or `year`.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Per::Hour => "hour",
+            Per::Day => "day",
+            Per::Week => "week",
+            Per::Month => "month",
+            Per::Year => "year",
+        }
+    }
+}
+
 /// The amount of money said in `text`.
 ///
 /// Rules:

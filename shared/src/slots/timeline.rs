@@ -9,7 +9,7 @@ use super::tokens::{self, Tokens};
 
 /// Calendar months within which a timeline counts as urgent: a quarter, so "within three
 /// months" is urgent whatever the months' lengths.
-pub const URGENT_MONTHS: u32 = 3;
+const URGENT_MONTHS: u32 = 3;
 
 /// When a lead means to act.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -18,7 +18,7 @@ pub struct Timeline {
     /// the days to month end for "this month", 180-ish for "six months". `None`
     /// when the caller named no horizon ("just looking", "no rush", "not this year").
     pub within_days: Option<u32>,
-    /// The horizon is at most [`URGENT_MONTHS`] calendar months away.
+    /// The horizon is at most three calendar months away (a quarter).
     pub urgent: bool,
 }
 
