@@ -25,6 +25,7 @@ use parley_shared::domain::call::{CallEvent, Carrier};
 use parley_shared::domain::ids::{CallId, LeadId};
 use parley_shared::domain::lead::{Lead, LeadCommand};
 use parley_shared::domain::values::PhoneNumber;
+use parley_shared::flow::Industry;
 use parley_shared::secrets::SecretString;
 use parley_vendors::openai_chat::{self, Reply, StreamEnd};
 use parley_vendors::relay_caller::{self, Dial, Heard, Step};
@@ -431,6 +432,35 @@ async fn keys_reach_the_brain_at_hash_or_after_a_pause() {
     let turns = transcript(&world, call_id).await;
     assert_eq!(turns[1]["dtmf"], "42#");
     assert_eq!(turns[3]["dtmf"], "7");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_answers_before_the_industry_flow_with_its_prompt_filled_in() {
+    let mut settings = relay_settings();
+    settings.industry = Some(Industry::Appointments);
+    settings.system_prompt = Some("You are {agent_name}, helping {lead_name} of {company}.".into());
+    let (world, ids) = world(settings, 1, true).await;
+    world.chat.push(Reply::text("Of course."));
+    let heard = relay_caller::call(
+        &dial(&world.url, &ids[0], "VXmodel"),
+        vec![
+            answer(5),
+            say("Can I move my booking?"),
+            answer(5),
+            Step::HangUp,
+        ],
+    )
+    .await
+    .unwrap();
+    // The agent's greeting, not the flow's opening; the model answers.
+    assert_eq!(heard.answers[0], "Hi Ana, this is Acme about your booking.");
+    assert_eq!(heard.answers[1], "Of course.");
+    let asked = world.chat.requests();
+    assert_eq!(asked.len(), 1);
+    assert_eq!(
+        messages(&asked[0].body)[0]["content"],
+        "You are Reception, helping Ana of Acme."
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
