@@ -12,9 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{Scene, place, quiet, speech, stay_on_the_line};
-use parley_media::call::{Calls, OneVoice, Vendors};
+use parley_media::call::{OneVoice, Vendors};
 use parley_media::llm::openai::OpenAiChat;
-use parley_media::server::{MediaState, service};
 use parley_media::stt::deepgram::DeepgramStt;
 use parley_media::tts::elevenlabs::{ElevenLabs, ElevenLabsVoice};
 use parley_media::tts::flite::Flite;
@@ -109,14 +108,7 @@ async fn world_with(setup: Setup) -> (World, CallId) {
         let flite = Flite::new("kal").await.expect("flite is installed");
         vendors.fallback_voice = Some(Arc::new(flite));
     }
-    let state = MediaState::new(scene.ports.clock.clone(), SecretString::new(SECRET.into()))
-        .with_calls(Calls {
-            ports: scene.ports.clone(),
-            vendors,
-        });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("ws://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, service(state)).await });
+    let (base, _) = scene.serve(SECRET, vendors).await;
     let world = World {
         scene,
         base,

@@ -12,7 +12,7 @@ use std::time::Duration;
 use common::{Scene, ended, token};
 use futures_util::{SinkExt, StreamExt};
 use parley_media::brain::{ToolOutput, Tools};
-use parley_media::call::{Calls, Vendors, Voices};
+use parley_media::call::{Vendors, Voices};
 use parley_media::llm::openai::OpenAiChat;
 use parley_media::llm::{ToolCall, ToolSpec};
 use parley_media::server::{MediaState, service};
@@ -134,15 +134,8 @@ async fn world(settings: AgentSettings, calls: usize, lead: bool) -> (World, Vec
         min_speech_ms: 200,
         silence_ms: 500,
     };
-    let state = MediaState::new(scene.ports.clock.clone(), SecretString::new(SECRET.into()))
-        .with_calls(Calls {
-            ports: scene.ports.clone(),
-            vendors,
-        });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("ws://{}/media/twilio-relay", listener.local_addr().unwrap());
-    let app = service(state.clone());
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let (base, state) = scene.serve(SECRET, vendors).await;
+    let url = format!("{base}/media/twilio-relay");
     let world = World {
         scene,
         url,

@@ -14,8 +14,7 @@ use std::time::Duration;
 use chrono::{Datelike, Timelike, Utc, Weekday};
 use common::{Scene, ended, place, quiet, speech, stay_on_the_line};
 use parley_media::brain::NoTools;
-use parley_media::call::{Calls, OneVoice, Vendors, Voices};
-use parley_media::server::{MediaState, service};
+use parley_media::call::{OneVoice, Vendors, Voices};
 use parley_media::stt::deepgram::DeepgramStt;
 use parley_media::tts::TextToSpeech;
 use parley_media::tts::elevenlabs::{ElevenLabs, ElevenLabsVoice};
@@ -176,14 +175,7 @@ async fn world(settings: AgentSettings, lead_name: Option<&str>, phrases: &[&str
         };
         (None, None, vendors)
     };
-    let state = MediaState::new(scene.ports.clock.clone(), SecretString::new(SECRET.into()))
-        .with_calls(Calls {
-            ports: scene.ports.clone(),
-            vendors,
-        });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("ws://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, service(state)).await });
+    let (base, _) = scene.serve(SECRET, vendors).await;
     World {
         scene,
         lead_id,

@@ -7,6 +7,8 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use parley_media::call::{Calls, Vendors};
+use parley_media::server::{MediaState, service};
 use parley_shared::aggregate::{self, Context};
 use parley_shared::backend::Ports;
 use parley_shared::clock::SystemClock;
@@ -15,6 +17,7 @@ use parley_shared::domain::call::{Call, CallCommand, CallEvent, Carrier, Directi
 use parley_shared::domain::ids::{AgentId, CallId, LeadId};
 use parley_shared::domain::values::PhoneNumber;
 use parley_shared::embedded::Embedded;
+use parley_shared::secrets::SecretString;
 use parley_shared::streamtoken::{self, StreamClaims};
 use parley_vendors::twilio_caller::{self, Dial, Dialect, Heard, Step};
 
@@ -153,6 +156,24 @@ impl Scene {
                 ("tenant_id".into(), self.tenant.clone()),
             ],
         }
+    }
+
+    /// The media task serving on loopback over the scene's store with `vendors`,
+    /// admitting streams whose tokens `secret` signed: its base URL (`ws://host:port`)
+    /// and its state.
+    pub async fn serve(&self, secret: &str, vendors: Vendors) -> (String, MediaState) {
+        let state = MediaState::new(self.ports.clock.clone(), SecretString::new(secret.into()))
+            .with_calls(Calls {
+                ports: self.ports.clone(),
+                vendors,
+            });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a loopback port");
+        let base = format!("ws://{}", listener.local_addr().expect("bound"));
+        let app = service(state.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (base, state)
     }
 
     /// A stream token for one of the scene's calls, valid for `minutes`.
