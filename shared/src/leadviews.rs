@@ -93,6 +93,8 @@ pub fn lead_json(id: &LeadId, tenant: &TenantId, lead: &Lead, dial: &Dial) -> Va
         "temperature": lead.temperature,
         "score": lead.score,
         "do_not_call": lead.do_not_call,
+        "callback_at": lead.callback_at,
+        "details": lead.details,
         "attempts": attempts,
         "dial": dial_json(dial),
     })

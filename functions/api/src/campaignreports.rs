@@ -721,6 +721,7 @@ mod tests {
             temperature,
             score: None,
             do_not_call: matches!(dial, Dial::Resolved(Resolution::DoNotCall)),
+            ..Lead::default()
         };
         let mut body = lead_json(&LeadId::new(), &tenant, &lead, &dial);
         body["stream_version"] = json!(7);

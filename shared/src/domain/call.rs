@@ -8,7 +8,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::ids::{AgentId, CampaignId, LeadId};
+use super::ids::{AgentId, AppointmentId, CampaignId, LeadId};
 use super::values::PhoneNumber;
 use crate::aggregate::Aggregate;
 use crate::event::DomainEvent;
@@ -122,6 +122,21 @@ pub enum CallEvent {
     /// The conversation asked for the caller to be handed to a person (`warm` or
     /// `cold`, and why); the call's carrier side dials the human once the stream ends.
     TransferRequested { mode: String, reason: String },
+    /// The carrier side dialled the agent's escalation number `index` (0 first) for
+    /// the requested hand-over; `answered` says whether a person took the call.
+    TransferDialled { index: u32, answered: bool },
+    /// A confirmation (`sms` or `whatsapp`) was queued for delivery to the lead.
+    ConfirmationQueued {
+        channel: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        appointment_id: Option<AppointmentId>,
+    },
+    /// What the call came to, and a short summary of it for the people reading its
+    /// history (written once the conversation is over).
+    OutcomeClassified {
+        outcome: CallOutcome,
+        summary: String,
+    },
     /// The stream ended. `turns` counts the caller's turns; the words are in the
     /// transcript, not here, so the event log holds no more personal data than it must.
     MediaStreamEnded {
@@ -140,6 +155,24 @@ pub enum CallEvent {
     /// A type this build does not know (written by a newer Parley): skipped.
     #[serde(other)]
     Unknown,
+}
+
+/// What a call came to, from the business's side.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallOutcome {
+    /// The lead was qualified (hot, warm or cold) and nothing more came of the call.
+    Qualified,
+    AppointmentSet,
+    CallbackRequested,
+    NotInterested,
+    /// A machine answered.
+    Voicemail,
+    WrongNumber,
+    /// The caller was handed to a person (or asked for one).
+    Escalated,
+    /// The conversation ended before it came to anything.
+    Incomplete,
 }
 
 /// Who or what answered, as Twilio's answering-machine detection reports it.
@@ -265,6 +298,11 @@ pub struct Call {
     pub transcript_key: Option<String>,
     /// The conversation asked for a person: the last request's mode and reason.
     pub transfer: Option<TransferRequest>,
+    /// Escalation numbers dialled for the hand-over, in order, and whether each
+    /// answered.
+    pub transfer_dials: Vec<(u32, bool)>,
+    /// What the call came to, once classified.
+    pub outcome: Option<CallOutcome>,
 }
 
 /// A hand-over to a person the conversation asked for.
@@ -453,7 +491,13 @@ impl Aggregate for Call {
                     reason: reason.clone(),
                 });
             }
-            CallEvent::CallerBargedIn { .. } | CallEvent::ToolCalled { .. } => {}
+            CallEvent::TransferDialled { index, answered } => {
+                self.transfer_dials.push((*index, *answered))
+            }
+            CallEvent::OutcomeClassified { outcome, .. } => self.outcome = Some(*outcome),
+            CallEvent::CallerBargedIn { .. }
+            | CallEvent::ToolCalled { .. }
+            | CallEvent::ConfirmationQueued { .. } => {}
             CallEvent::Unknown => {}
         }
     }
@@ -467,7 +511,14 @@ impl Call {
             CallEvent::MediaStreamStarted { stream_id } => !self.media_streams.contains(stream_id),
             CallEvent::CallerBargedIn { .. }
             | CallEvent::ToolCalled { .. }
+            | CallEvent::ConfirmationQueued { .. }
             | CallEvent::TransferRequested { .. } => !self.media_ended,
+            // Each dial of the hand-over once (a redelivered callback changes nothing).
+            CallEvent::TransferDialled { index, .. } => {
+                !self.transfer_dials.iter().any(|(i, _)| i == index)
+            }
+            // The first verdict stands.
+            CallEvent::OutcomeClassified { .. } => self.outcome.is_none(),
             CallEvent::MediaStreamEnded { .. } => !self.media_ended,
             CallEvent::TranscriptStored { key, .. }
             | CallEvent::CallRecordingStored { key, .. } => !self.stored.contains(key),
@@ -783,5 +834,42 @@ mod tests {
             ),
             Err(CallError::NotAMediaFact(_))
         ));
+    }
+
+    #[test]
+    fn a_calls_outcome_and_each_hand_over_dial_are_recorded_once() {
+        let ended = CallEvent::MediaStreamEnded {
+            reason: "agent_ended".into(),
+            duration_ms: 9_000,
+            turns: 3,
+        };
+        let call = given::<Call>(&[requested(), ended.clone()]);
+        let outcome = |outcome| {
+            CallCommand::RecordMedia(CallEvent::OutcomeClassified {
+                outcome,
+                summary: "s".into(),
+            })
+        };
+        // The outcome is written after the stream's end.
+        let first = when(&call, outcome(CallOutcome::Escalated)).unwrap();
+        assert_eq!(first.len(), 1);
+        let dial = |index, answered| {
+            CallCommand::RecordMedia(CallEvent::TransferDialled { index, answered })
+        };
+        let dialled = when(&call, dial(0, false)).unwrap();
+        let mut history = vec![requested(), ended];
+        history.extend(first);
+        history.extend(dialled);
+        let call = given::<Call>(&history);
+        assert_eq!(call.outcome, Some(CallOutcome::Escalated));
+        assert_eq!(when(&call, outcome(CallOutcome::Incomplete)), Ok(vec![]));
+        assert_eq!(when(&call, dial(0, true)), Ok(vec![]));
+        assert_eq!(
+            when(&call, dial(1, true)),
+            Ok(vec![CallEvent::TransferDialled {
+                index: 1,
+                answered: true
+            }])
+        );
     }
 }

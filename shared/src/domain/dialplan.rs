@@ -78,9 +78,11 @@ pub fn plan(lead: &Lead, settings: &CampaignSettings, now: DateTime<Utc>) -> Dia
         return Dial::Resolved(Resolution::Closed);
     }
     let retry = &settings.retry;
-    let earliest = match lead.attempts.last() {
-        None => now,
-        Some(last) => {
+    let earliest = match (lead.callback_at, lead.attempts.last()) {
+        // The lead asked for this call: no retry rule stands in its way.
+        (Some(at), _) => at,
+        (None, None) => now,
+        (None, Some(last)) => {
             if last.answered() {
                 return Dial::Resolved(Resolution::Answered);
             }
@@ -226,6 +228,65 @@ mod tests {
         assert_eq!(
             early.next_open(london, utc(2026, 3, 29, 0, 10)),
             Some(utc(2026, 3, 29, 1, 0))
+        );
+    }
+
+    #[test]
+    fn a_callback_the_lead_asked_for_is_due_then_whatever_the_retry_policy_says() {
+        let s = settings("America/New_York");
+        let ended = utc(2026, 1, 14, 16, 0);
+        // A person answered: resolved, until they ask to be called back.
+        let mut history = called(1, CallStatus::Completed, ended, false);
+        assert_eq!(
+            plan(&lead(None, history.clone()), &s, ended),
+            Dial::Resolved(Resolution::Answered)
+        );
+        let asked = |at| LeadEvent::CallbackRequested { at, call_id: None };
+        // Tomorrow at 11:00 New York (16:00 UTC), inside the window.
+        history.push(asked(utc(2026, 1, 15, 16, 0)));
+        assert_eq!(
+            plan(&lead(None, history.clone()), &s, ended),
+            Dial::Due {
+                attempt: 2,
+                at: utc(2026, 1, 15, 16, 0)
+            }
+        );
+        // At 20:00 New York the window is shut: the callback waits for its opening.
+        let mut late = history.clone();
+        late.push(asked(utc(2026, 1, 16, 1, 0)));
+        assert_eq!(
+            plan(&lead(None, late), &s, ended),
+            Dial::Due {
+                attempt: 2,
+                at: utc(2026, 1, 16, 15, 0)
+            }
+        );
+        // Every attempt the policy allows is used up: the lead's own request still counts.
+        let mut s1 = s.clone();
+        s1.retry.max_attempts = 1;
+        assert!(matches!(
+            plan(&lead(None, history.clone()), &s1, ended),
+            Dial::Due { attempt: 2, .. }
+        ));
+        // Dialling the callback is the request answered: after it, the policy again.
+        history.extend(called(
+            2,
+            CallStatus::Completed,
+            utc(2026, 1, 15, 16, 5),
+            false,
+        ));
+        assert_eq!(
+            plan(&lead(None, history.clone()), &s, ended),
+            Dial::Resolved(Resolution::Answered)
+        );
+        // A lead that may not be called is not called back.
+        history.push(asked(utc(2026, 1, 20, 16, 0)));
+        history.push(LeadEvent::LeadMarkedDoNotCall {
+            reason: "asked".into(),
+        });
+        assert_eq!(
+            plan(&lead(None, history), &s, ended),
+            Dial::Resolved(Resolution::DoNotCall)
         );
     }
 

@@ -93,6 +93,19 @@ pub enum LeadEvent {
     LeadStatusChanged {
         status: LeadStatus,
     },
+    /// The lead asked to be called back at `at` (or nobody could take a hand-over):
+    /// the lead's next attempt is due then, whatever the retry policy says.
+    CallbackRequested {
+        at: DateTime<Utc>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        call_id: Option<CallId>,
+    },
+    /// What a conversation learnt about the lead (its answers by name: budget,
+    /// timeline, ...). Later calls' answers replace earlier ones of the same name.
+    DetailsCaptured {
+        call_id: CallId,
+        details: BTreeMap<String, String>,
+    },
     LeadMarkedDoNotCall {
         reason: String,
     },
@@ -144,6 +157,15 @@ pub enum LeadCommand {
     },
     ChangeStatus {
         status: LeadStatus,
+    },
+    /// Call the lead back at `at`; the latest request counts.
+    RequestCallback {
+        at: DateTime<Utc>,
+        call_id: Option<CallId>,
+    },
+    CaptureDetails {
+        call_id: CallId,
+        details: BTreeMap<String, String>,
     },
     MarkDoNotCall {
         reason: String,
@@ -199,6 +221,10 @@ pub struct Lead {
     pub temperature: Option<Temperature>,
     pub score: Option<f64>,
     pub do_not_call: bool,
+    /// A callback asked for and not yet dialled.
+    pub callback_at: Option<DateTime<Utc>>,
+    /// What conversations learnt about the lead, by name.
+    pub details: BTreeMap<String, String>,
 }
 
 impl Lead {
@@ -338,6 +364,18 @@ impl Aggregate for Lead {
             }
             LeadCommand::ChangeStatus { status } if status == self.status => return Ok(vec![]),
             LeadCommand::ChangeStatus { status } => LeadEvent::LeadStatusChanged { status },
+            LeadCommand::RequestCallback { .. } if self.do_not_call => {
+                return Err(LeadError::DoNotCall);
+            }
+            LeadCommand::RequestCallback { at, call_id } => {
+                LeadEvent::CallbackRequested { at, call_id }
+            }
+            LeadCommand::CaptureDetails { details, .. } if details.is_empty() => {
+                return Ok(vec![]);
+            }
+            LeadCommand::CaptureDetails { call_id, details } => {
+                LeadEvent::DetailsCaptured { call_id, details }
+            }
             LeadCommand::MarkDoNotCall { .. } if self.do_not_call => return Ok(vec![]),
             LeadCommand::MarkDoNotCall { reason } => LeadEvent::LeadMarkedDoNotCall { reason },
         };
@@ -364,15 +402,19 @@ impl Aggregate for Lead {
                 attempt,
                 call_id,
                 at,
-            } => self.attempts.push(Attempt {
-                number: *attempt,
-                call_id: call_id.clone(),
-                outcome: None,
-                started_at: *at,
-                ended_at: None,
-                duration_secs: None,
-                machine: false,
-            }),
+            } => {
+                // The callback asked for is this attempt.
+                self.callback_at = None;
+                self.attempts.push(Attempt {
+                    number: *attempt,
+                    call_id: call_id.clone(),
+                    outcome: None,
+                    started_at: *at,
+                    ended_at: None,
+                    duration_secs: None,
+                    machine: false,
+                })
+            }
             LeadEvent::DialAttemptEnded {
                 attempt,
                 status,
@@ -403,6 +445,12 @@ impl Aggregate for Lead {
                 self.score = Some(*score);
             }
             LeadEvent::LeadStatusChanged { status } => self.status = *status,
+            LeadEvent::CallbackRequested { at, .. } => self.callback_at = Some(*at),
+            LeadEvent::DetailsCaptured { details, .. } => {
+                for (name, value) in details {
+                    self.details.insert(name.clone(), value.clone());
+                }
+            }
             LeadEvent::LeadMarkedDoNotCall { .. } => self.do_not_call = true,
             LeadEvent::Unknown => {}
         }
@@ -758,6 +806,73 @@ mod tests {
                 score: 0.5,
                 evidence: vec![],
             }]
+        );
+    }
+
+    #[test]
+    fn callbacks_and_captured_details_are_kept_until_dialled_or_replaced() {
+        let call_id = CallId::new();
+        let at = chrono::DateTime::parse_from_rfc3339("2026-01-15T16:00:00Z")
+            .unwrap()
+            .to_utc();
+        let lead = given::<Lead>(&[created()]);
+        let asked = when(
+            &lead,
+            LeadCommand::RequestCallback {
+                at,
+                call_id: Some(call_id.clone()),
+            },
+        )
+        .unwrap();
+        let details = BTreeMap::from([("budget".to_owned(), "500000 USD".to_owned())]);
+        let captured = when(
+            &lead,
+            LeadCommand::CaptureDetails {
+                call_id: call_id.clone(),
+                details,
+            },
+        )
+        .unwrap();
+        // Nothing learnt is nothing to write.
+        assert_eq!(
+            when(
+                &lead,
+                LeadCommand::CaptureDetails {
+                    call_id: call_id.clone(),
+                    details: BTreeMap::new()
+                }
+            ),
+            Ok(vec![])
+        );
+        let mut history = vec![created()];
+        history.extend(asked);
+        history.extend(captured);
+        history.push(LeadEvent::DetailsCaptured {
+            call_id: call_id.clone(),
+            details: BTreeMap::from([
+                ("budget".to_owned(), "600000 USD".to_owned()),
+                ("timeline".to_owned(), "this month".to_owned()),
+            ]),
+        });
+        let lead = given::<Lead>(&history);
+        assert_eq!(lead.callback_at, Some(at));
+        assert_eq!(lead.details["budget"], "600000 USD");
+        assert_eq!(lead.details["timeline"], "this month");
+        history.push(LeadEvent::DialAttemptStarted {
+            attempt: 1,
+            call_id: CallId::new(),
+            at: Some(at),
+        });
+        assert_eq!(given::<Lead>(&history).callback_at, None);
+        history.push(LeadEvent::LeadMarkedDoNotCall {
+            reason: "asked".into(),
+        });
+        assert_eq!(
+            when(
+                &given::<Lead>(&history),
+                LeadCommand::RequestCallback { at, call_id: None }
+            ),
+            Err(LeadError::DoNotCall)
         );
     }
 }
