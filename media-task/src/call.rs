@@ -21,15 +21,16 @@ use parley_shared::domain::tenant::Tenant;
 use parley_shared::streamtoken::StreamClaims;
 use serde::Serialize;
 
-use crate::brain::{Brain, LlmBrain, NoTools, Tools};
+use crate::brain::{Brain, LlmBrain, Tools};
 use crate::choice::{ChoiceError, Deployment};
 use crate::conversation::{self, Note, Turn};
 use crate::llm::LanguageModel;
 use crate::metrics::Metrics;
 use crate::recording::Recorder;
-use crate::script::{CallScope, ScriptBrain};
+use crate::script::ScriptBrain;
 use crate::session::{self, End, Link, Outcome, Parts};
 use crate::stt::SpeechToText;
+use crate::tools::{CallScope, CallTools};
 use crate::tts::TextToSpeech;
 
 /// The vendors a call can use, and how turns are judged.
@@ -37,7 +38,9 @@ use crate::tts::TextToSpeech;
 pub struct Vendors {
     pub stt: Option<Arc<dyn SpeechToText>>,
     pub llm: Option<Arc<dyn LanguageModel>>,
-    pub tools: Arc<dyn Tools>,
+    /// The tools a language model is offered; `None` offers Parley's own
+    /// ([`CallTools`]), acting for the call.
+    pub tools: Option<Arc<dyn Tools>>,
     /// The voice for an agent's settings.
     pub voices: Arc<dyn Voices>,
     /// Speaks the apology when an agent's own voice has failed (flite, offline).
@@ -76,7 +79,7 @@ impl Vendors {
                 .map(|s| Arc::new(s) as Arc<dyn SpeechToText>),
             llm: crate::llm::openai::OpenAiChat::from_env()
                 .map(|l| Arc::new(l) as Arc<dyn LanguageModel>),
-            tools: Arc::new(NoTools),
+            tools: None,
             voices: Arc::new(voices),
             fallback_voice,
             deployment: Some(Arc::new(Deployment::from_env())),
@@ -93,7 +96,7 @@ impl Vendors {
         Vendors {
             stt: Some(stt),
             llm: Some(llm),
-            tools: Arc::new(NoTools),
+            tools: None,
             voices,
             fallback_voice: None,
             deployment: None,
@@ -156,6 +159,8 @@ pub(crate) struct CallAgent {
     pub settings: AgentSettings,
     pub prompt: Option<String>,
     script: Option<Arc<ScriptBrain>>,
+    /// What the agent's tools act for.
+    scope: CallScope,
 }
 
 /// The conversation's settings from the agent's.
@@ -350,7 +355,11 @@ impl Calls {
         let llm = chosen
             .or_else(|| self.vendors.llm.clone())
             .ok_or(CallSetupError::NoVendor("language model"))?;
-        Ok(Arc::new(LlmBrain::new(llm, self.vendors.tools.clone())))
+        let tools = match &self.vendors.tools {
+            Some(tools) => tools.clone(),
+            None => Arc::new(CallTools::new(agent.scope.clone())),
+        };
+        Ok(Arc::new(LlmBrain::new(llm, tools)))
     }
 
     /// Whether a language model answers for the agent: its own choice, else the
@@ -415,18 +424,24 @@ impl Calls {
         } else {
             settings.script()
         };
-        let script = flow.map(|flow| {
-            let tenant = tenant.unwrap_or_default();
-            let scope = CallScope {
-                ports: self.ports.clone(),
-                ctx: ctx.clone(),
-                call_id: call_id.clone(),
-                lead_id: call.lead_id.clone(),
-                time_zone: tenant.time_zone,
-                qualification: tenant.qualification,
-            };
-            ScriptBrain::start(flow, fields.clone().into_map(), scope)
-        });
+        let tenant = tenant.unwrap_or_default();
+        let hours = &settings.business_hours;
+        // Hours are kept in their own zone; an agent without them speaks the tenant's.
+        let time_zone = match hours.week.is_empty() {
+            true => tenant.time_zone,
+            false => Some(hours.time_zone.clone()),
+        };
+        let scope = CallScope {
+            ports: self.ports.clone(),
+            ctx: ctx.clone(),
+            call_id: call_id.clone(),
+            lead_id: call.lead_id.clone(),
+            time_zone,
+            hours: hours.week.clone(),
+            qualification: tenant.qualification,
+        };
+        let script =
+            flow.map(|flow| ScriptBrain::start(flow, fields.clone().into_map(), scope.clone()));
         let (script, greeting) = match script {
             Some((brain, opening)) => (Some(Arc::new(brain)), opening),
             None => {
@@ -442,6 +457,7 @@ impl Calls {
                 settings,
                 prompt,
                 script,
+                scope,
             },
             greeting,
         })

@@ -31,6 +31,7 @@ pub mod script;
 pub mod server;
 pub mod session;
 pub mod stt;
+pub mod tools;
 pub mod tts;
 pub mod twilio_stream;
 pub mod vad;

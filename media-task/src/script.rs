@@ -1,8 +1,8 @@
 //! The scripted brain: the agent's flow answering on its own, with no language model
 //! (the embedded default's offline brain). Each caller turn goes through the flow
-//! engine ([`FlowRun`]); its lines are spoken and its actions carried out through the
-//! ports: a lead qualified, an appointment booked, a hand-over to a person asked for,
-//! the call ended. Every action is also reported as the tool it stands for
+//! engine ([`FlowRun`]); its lines are spoken and its actions carried out by Parley's
+//! tools ([`crate::tools`]): a lead qualified, an appointment booked, a hand-over to a
+//! person asked for, the call ended. Every action is also reported as the tool it stands for
 //! (`book_appointment`, `transfer_to_human`, ...) so it lands in the transcript and
 //! the call's history like a model's tool call.
 
@@ -10,50 +10,16 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use parley_shared::aggregate::{self, Context};
-use parley_shared::backend::Ports;
-use parley_shared::domain::appointment::{Appointment, AppointmentCommand};
-use parley_shared::domain::call::CallEvent;
-use parley_shared::domain::ids::{AppointmentId, CallId, LeadId};
-use parley_shared::domain::lead::Lead;
-use parley_shared::domain::values::TimeZone;
-use parley_shared::flow::{self, FiredAction, Flow, FlowRun, Heard, SlotValue, TransferMode};
-use parley_shared::qualify::{self, QualificationSettings};
+use parley_shared::flow::{FiredAction, Flow, FlowRun, Heard};
 use tokio::sync::mpsc;
 
 use crate::brain::{Brain, BrainEvent};
-use crate::llm::{Message, ToolCall};
+use crate::llm::Message;
+use crate::tools::CallScope;
 
 /// How the conversation writes a caller's keys into their turn (see
 /// `conversation::CallerInput::take_turn`).
 const KEYS_OPEN: &str = "(the caller pressed the keys ";
-
-/// The call a scripted brain acts for: where its actions are written, and the tenant's
-/// clock and rules.
-#[derive(Clone)]
-pub struct CallScope {
-    pub ports: Ports,
-    /// The tenant the call's events are written for.
-    pub ctx: Context,
-    pub call_id: CallId,
-    pub lead_id: Option<LeadId>,
-    /// The tenant's time zone: flows speak and book in local time (UTC when unset).
-    pub time_zone: Option<TimeZone>,
-    pub qualification: QualificationSettings,
-}
-
-impl CallScope {
-    /// A flow context at the tenant's local "now" with `fields`. (The flow's `Context`
-    /// also carries local time about this crate, which has no `chrono` of its own.)
-    pub fn context(&self, fields: BTreeMap<String, String>) -> flow::Context {
-        let utc = self.ports.clock.now();
-        let now = match &self.time_zone {
-            Some(zone) => utc.with_timezone(&zone.tz()).naive_local(),
-            None => utc.naive_utc(),
-        };
-        flow::Context { fields, now }
-    }
-}
 
 /// A flow answering one call's caller.
 pub struct ScriptBrain {
@@ -124,7 +90,7 @@ impl Brain for ScriptBrain {
                 _ => None,
             })
             .unwrap_or_default();
-        let now = self.scope.context(BTreeMap::new()).now;
+        let now = self.scope.local_now();
         let (step, mut actions) = {
             let mut state = self.state();
             if let Some(undo) = state.undo.take()
@@ -198,133 +164,14 @@ pub fn heard(content: &str) -> Heard {
     Heard::said(content.trim())
 }
 
-/// The tool a flow action stands for, by the name a model would call it.
-fn tool_name(action: &FiredAction) -> &'static str {
-    match action {
-        FiredAction::Qualify { .. } => qualify::QUALIFY_LEAD_TOOL,
-        FiredAction::Book { .. } => "book_appointment",
-        FiredAction::Transfer { .. } => "transfer_to_human",
-        FiredAction::End { .. } => "end_call",
-        FiredAction::SendConfirmation { .. } => "send_confirmation",
-        FiredAction::Callback { .. } => "schedule_callback",
-    }
-}
-
-impl CallScope {
-    /// Carries out one action; what happened, as a tool the brain used. A failure is
-    /// logged and reported (`error: …`), never a reason to end the call.
-    async fn carry_out(&self, n: u64, action: FiredAction) -> BrainEvent {
-        let call = ToolCall {
-            id: format!("flow-{n}"),
-            name: tool_name(&action).to_owned(),
-            arguments: serde_json::to_string(&action).unwrap_or_default(),
-        };
-        let result = match action {
-            FiredAction::Qualify { slots } => self.qualify(&slots).await,
-            FiredAction::Book {
-                title,
-                at,
-                duration_minutes,
-                kind,
-            } => {
-                let starts_at = match &self.time_zone {
-                    Some(zone) => at
-                        .and_local_timezone(zone.tz())
-                        .earliest()
-                        .map(|t| t.to_utc()),
-                    None => Some(at.and_utc()),
-                };
-                match (starts_at, &self.lead_id) {
-                    (_, None) => Err("the call has no lead to book for".to_owned()),
-                    // A local time skipped by a clock change: nothing to book.
-                    (None, _) => Err(format!("{at} does not exist in the tenant's time zone")),
-                    (Some(starts_at), Some(lead_id)) => {
-                        let id = AppointmentId::new();
-                        let command = AppointmentCommand::Book {
-                            lead_id: lead_id.clone(),
-                            call_id: Some(self.call_id.clone()),
-                            title,
-                            starts_at,
-                            duration_minutes,
-                            kind,
-                        };
-                        aggregate::execute::<Appointment>(
-                            &*self.ports.events,
-                            &*self.ports.clock,
-                            &id.stream(),
-                            &self.ctx,
-                            command,
-                        )
-                        .await
-                        .map(|_| format!("booked appointment {id} at {}", starts_at.to_rfc3339()))
-                        .map_err(|e| e.to_string())
-                    }
-                }
-            }
-            FiredAction::Transfer { mode, reason } => {
-                let mode = match mode {
-                    TransferMode::Warm => "warm",
-                    TransferMode::Cold => "cold",
-                };
-                let event = CallEvent::TransferRequested {
-                    mode: mode.to_owned(),
-                    reason: reason.clone(),
-                };
-                crate::call::record(&self.ports, &self.ctx, &self.call_id, event)
-                    .await
-                    .map(|()| {
-                        format!("a {mode} transfer to a person ({reason}) once the line ends")
-                    })
-            }
-            FiredAction::End { outcome } => Ok(match outcome {
-                Some(outcome) => format!("the call ends after the goodbye ({outcome})"),
-                None => "the call ends after the goodbye".to_owned(),
-            }),
-            // Delivery is a later issue: the call's history keeps that it was asked for.
-            FiredAction::SendConfirmation { .. } => Ok("noted; not sent yet".to_owned()),
-            FiredAction::Callback { .. } => Ok("noted; not scheduled yet".to_owned()),
-        };
-        let result = result.unwrap_or_else(|error| {
-            tracing::warn!(
-                tenant_id = %self.ctx.tenant_id,
-                call_id = %self.call_id,
-                tool = %call.name,
-                %error,
-                "a flow action failed"
-            );
-            format!("error: {error}")
-        });
-        BrainEvent::ToolUsed { call, result }
-    }
-
-    /// Scores the lead on what the flow collected and records it on the lead.
-    async fn qualify(&self, slots: &BTreeMap<String, SlotValue>) -> Result<String, String> {
-        let Some(lead_id) = &self.lead_id else {
-            return Err("the call has no lead to qualify".to_owned());
-        };
-        let now = self.context(BTreeMap::new());
-        let assessment = qualify::assess_slots(slots, now.now.date());
-        let qualification = qualify::score(assessment, &self.qualification);
-        aggregate::execute::<Lead>(
-            &*self.ports.events,
-            &*self.ports.clock,
-            &lead_id.stream(),
-            &self.ctx,
-            qualification.command(),
-        )
-        .await
-        .map_err(|e| e.to_string())?;
-        Ok(format!(
-            "qualified {:?} at {}",
-            qualification.temperature, qualification.score
-        )
-        .to_lowercase())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use parley_shared::aggregate::Context;
+    use parley_shared::backend::Ports;
+    use parley_shared::domain::agent::Week;
+    use parley_shared::domain::ids::CallId;
+    use parley_shared::qualify::QualificationSettings;
 
     #[test]
     fn keys_are_read_from_the_turns_suffix_and_anything_else_is_words() {
@@ -407,6 +254,7 @@ nodes:
             call_id: CallId::new(),
             lead_id: None,
             time_zone: None,
+            hours: Week::default(),
             qualification: QualificationSettings::default(),
         };
         let flow = Flow::parse_yaml(PATIENT).unwrap();

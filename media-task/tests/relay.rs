@@ -127,7 +127,7 @@ async fn world(settings: AgentSettings, calls: usize, lead: bool) -> (World, Vec
     let vendors = Vendors {
         stt: None,
         llm: Some(Arc::new(llm)),
-        tools: Arc::new(Availability),
+        tools: Some(Arc::new(Availability)),
         voices: Arc::new(NoVoice),
         fallback_voice: None,
         deployment: None,

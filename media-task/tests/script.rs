@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use chrono::{Datelike, Timelike, Utc, Weekday};
 use common::{Scene, ended, place, quiet, speech, stay_on_the_line};
-use parley_media::brain::NoTools;
 use parley_media::call::{OneVoice, Vendors, Voices};
 use parley_media::stt::deepgram::DeepgramStt;
 use parley_media::tts::TextToSpeech;
@@ -154,7 +153,7 @@ async fn world(settings: AgentSettings, lead_name: Option<&str>, phrases: &[&str
         let vendors = Vendors {
             stt: Some(Arc::new(stt)),
             llm: None,
-            tools: Arc::new(NoTools),
+            tools: None,
             voices: Arc::new(OneVoice(Arc::new(tts))),
             fallback_voice: None,
             deployment: None,
@@ -166,7 +165,7 @@ async fn world(settings: AgentSettings, lead_name: Option<&str>, phrases: &[&str
         let vendors = Vendors {
             stt: None,
             llm: None,
-            tools: Arc::new(NoTools),
+            tools: None,
             voices: Arc::new(NoVoice),
             fallback_voice: None,
             deployment: None,

@@ -2,6 +2,7 @@
 //! in, the agent's lines (checked by their key words) and the fired actions out.
 
 use chrono::{NaiveDate, NaiveDateTime};
+use parley_shared::domain::agent::{Span, Week};
 use parley_shared::flow::{Context, FiredAction, Flow, FlowRun, Heard, Industry, SlotValue, Step};
 
 /// Saturday 21 November 2026, 10:00 in the tenant's zone: "next tuesday" is the 24th.
@@ -143,7 +144,13 @@ fn check_lines(context: &str, step: &Step, expected: &[&[&str]]) {
 }
 
 fn run(c: &Conversation<'_>) -> FlowRun {
+    run_in(c, Week::default())
+}
+
+/// `c` with appointments only within `hours`.
+fn run_in(c: &Conversation<'_>, hours: Week) -> FlowRun {
     let context = Context::new(now())
+        .with_hours(hours)
         .with("tenant_name", "Harbour Homes")
         .with("agent_name", "Riley")
         .with("lead_name", "Sam")
@@ -595,6 +602,82 @@ fn appointments_another_time_after_a_no_and_a_past_time_refused() {
         ended: true,
     };
     run(&c);
+}
+
+/// Monday to Friday, 9 to 5.
+fn office_hours() -> Week {
+    let day = vec![Span {
+        open: chrono::NaiveTime::from_hms_opt(9, 0, 0).unwrap(),
+        close: chrono::NaiveTime::from_hms_opt(17, 0, 0).unwrap(),
+    }];
+    Week {
+        monday: day.clone(),
+        tuesday: day.clone(),
+        wednesday: day.clone(),
+        thursday: day.clone(),
+        friday: day,
+        ..Week::default()
+    }
+}
+
+#[test]
+fn appointments_a_closed_time_is_refused_with_the_nearest_open_one_offered() {
+    let c = Conversation {
+        name: "appointments within hours",
+        industry: Industry::Appointments,
+        direction: "inbound",
+        opening: &[&["what is it for"]],
+        turns: &[
+            t("a dental cleaning", &[&["day and time"]], &[]),
+            // Sunday: closed all day; Monday's opening is offered.
+            t(
+                "tomorrow at 10 am",
+                &[&["closed"], &["nearest", "Monday, November 23rd at 9 am"]],
+                &[],
+            ),
+            // Turned down: the question again.
+            t("no", &[&["all right"], &["day and time"]], &[]),
+            // After closing on Tuesday: Wednesday morning is offered, and taken.
+            t(
+                "next tuesday at 8 pm",
+                &[&["closed"], &["Wednesday, November 25th at 9 am"]],
+                &[],
+            ),
+            t(
+                "yes please",
+                &[&["Wednesday, November 25th at 9 am", "book"]],
+                &[],
+            ),
+            t(
+                "#1",
+                &[&["all set", "Wednesday, November 25th at 9 am"]],
+                &[
+                    "book 2026-11-25 09:00 30min in_person Appointment: a dental cleaning",
+                    "send_confirmation sms 2026-11-25 09:00",
+                    "end booked",
+                ],
+            ),
+        ],
+        ended: true,
+    };
+    run_in(&c, office_hours());
+    // An open time is taken as said, with no offer.
+    let open = Conversation {
+        name: "appointments open time",
+        industry: Industry::Appointments,
+        direction: "inbound",
+        opening: &[&["what is it for"]],
+        turns: &[
+            t("a checkup", &[&["day and time"]], &[]),
+            t(
+                "monday at 4 pm",
+                &[&["Monday, November 23rd at 4 pm", "book"]],
+                &[],
+            ),
+        ],
+        ended: false,
+    };
+    run_in(&open, office_hours());
 }
 
 #[test]

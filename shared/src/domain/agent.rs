@@ -2,7 +2,7 @@
 //! voice), what it says first, how it behaves (prompt, limits, recording), when it
 //! answers (business hours in its time zone) and what happens otherwise.
 
-use chrono::{DateTime, Datelike, NaiveTime, Utc, Weekday};
+use chrono::{DateTime, Datelike, NaiveDateTime, NaiveTime, Utc, Weekday};
 use serde::{Deserialize, Serialize};
 
 use super::values::{PhoneNumber, TimeZone, ValueError, name};
@@ -267,6 +267,36 @@ impl Week {
     pub fn is_empty(&self) -> bool {
         self.days().all(|(_, spans)| spans.is_empty())
     }
+
+    /// Whether local time `at` falls inside an opening span; an empty week is always
+    /// open.
+    pub fn is_open_at(&self, at: NaiveDateTime) -> bool {
+        self.is_empty() || {
+            let time = at.time();
+            self.day(at.weekday())
+                .iter()
+                .any(|s| s.open <= time && time < s.close)
+        }
+    }
+
+    /// The first local moment at or after `at` that is open: `at` itself when open,
+    /// else the next span's opening within a week; `None` for a week with no spans
+    /// that ever open (it cannot happen for a validated week that is not empty).
+    pub fn next_open(&self, at: NaiveDateTime) -> Option<NaiveDateTime> {
+        if self.is_open_at(at) {
+            return Some(at);
+        }
+        (0..=7).find_map(|days| {
+            let date = at.date().checked_add_days(chrono::Days::new(days))?;
+            let mut opens: Vec<NaiveTime> =
+                self.day(date.weekday()).iter().map(|s| s.open).collect();
+            opens.sort();
+            opens
+                .into_iter()
+                .map(|open| date.and_time(open))
+                .find(|start| *start >= at)
+        })
+    }
 }
 
 impl BusinessHours {
@@ -275,12 +305,8 @@ impl BusinessHours {
         if self.week.is_empty() {
             return true;
         }
-        let local = at.with_timezone(&self.time_zone.tz());
-        let time = local.time();
         self.week
-            .day(local.weekday())
-            .iter()
-            .any(|s| s.open <= time && time < s.close)
+            .is_open_at(at.with_timezone(&self.time_zone.tz()).naive_local())
     }
 }
 
@@ -762,6 +788,45 @@ mod tests {
         // Closing time is exclusive; Tuesday has no spans.
         assert!(!hours.is_open(Utc.with_ymd_and_hms(2026, 3, 9, 21, 0, 0).unwrap()));
         assert!(!hours.is_open(Utc.with_ymd_and_hms(2026, 3, 10, 14, 0, 0).unwrap()));
+    }
+
+    #[test]
+    fn the_next_opening_is_found_later_that_day_or_on_the_next_open_day() {
+        let at = |d: u32, h: u32, m: u32| {
+            chrono::NaiveDate::from_ymd_opt(2026, 11, d)
+                .unwrap()
+                .and_hms_opt(h, m, 0)
+                .unwrap()
+        };
+        let mut week = Week::default();
+        assert_eq!(
+            week.next_open(at(21, 3, 0)),
+            Some(at(21, 3, 0)),
+            "always open"
+        );
+        // Monday to Friday 9–12 and 13–17 (23 November 2026 is a Monday).
+        let days = [span("13:00", "17:00"), span("09:00", "12:00")];
+        for day in [
+            &mut week.monday,
+            &mut week.tuesday,
+            &mut week.wednesday,
+            &mut week.thursday,
+            &mut week.friday,
+        ] {
+            *day = days.to_vec();
+        }
+        assert!(week.is_open_at(at(23, 9, 0)));
+        assert!(!week.is_open_at(at(23, 12, 30)));
+        assert!(!week.is_open_at(at(23, 17, 0)), "closing time is closed");
+        assert_eq!(week.next_open(at(23, 10, 15)), Some(at(23, 10, 15)));
+        // Lunch: the afternoon span, though it is listed first.
+        assert_eq!(week.next_open(at(23, 12, 30)), Some(at(23, 13, 0)));
+        // Early: that morning; late: the next morning.
+        assert_eq!(week.next_open(at(24, 7, 0)), Some(at(24, 9, 0)));
+        assert_eq!(week.next_open(at(24, 18, 0)), Some(at(25, 9, 0)));
+        // Friday evening and the weekend: Monday.
+        assert_eq!(week.next_open(at(27, 17, 30)), Some(at(30, 9, 0)));
+        assert_eq!(week.next_open(at(29, 11, 0)), Some(at(30, 9, 0)));
     }
 
     #[test]

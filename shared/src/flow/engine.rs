@@ -29,6 +29,7 @@ use super::definition::{
 use super::matcher::{self, Matcher, Phrase, Words};
 use super::speech;
 use super::template::render;
+use crate::domain::agent::Week;
 use crate::slots::{self, When};
 
 /// Apologies before the question is asked again: the first miss, then later ones.
@@ -40,6 +41,8 @@ const GIVE_UP: &str =
 const MAX_TURNS_LINE: &str =
     "Let me bring in a colleague to help you with the rest. Please hold on.";
 const PAST: &str = "That time has already passed.";
+const CLOSED: &str = "We're closed at that time.";
+const DECLINED: &str = "All right.";
 const BROKEN: &str =
     "I'm sorry, something went wrong on our side. Someone from the team will follow up. Goodbye.";
 /// Longest text slot kept: a caller's answer, not a monologue.
@@ -53,6 +56,9 @@ pub struct Context {
     pub fields: BTreeMap<String, String>,
     /// The tenant's local time.
     pub now: NaiveDateTime,
+    /// When appointments may be made, in the same local time; an empty week takes
+    /// any time.
+    pub hours: Week,
 }
 
 impl Context {
@@ -60,7 +66,14 @@ impl Context {
         Context {
             fields: BTreeMap::new(),
             now,
+            hours: Week::default(),
         }
+    }
+
+    /// The context with opening hours for appointments.
+    pub fn with_hours(mut self, hours: Week) -> Context {
+        self.hours = hours;
+        self
     }
 
     /// The context with one more field.
@@ -236,6 +249,10 @@ enum Extracted {
     Partial(String),
     /// A moment already gone.
     Past,
+    /// A time outside the opening hours, and the nearest open one to offer.
+    Closed(Option<NaiveDateTime>),
+    /// The caller turned down the time offered.
+    Declined,
     Nothing,
 }
 
@@ -253,6 +270,8 @@ struct Compiled {
     local: BTreeMap<String, Vec<Matcher>>,
     /// Template fields of the call.
     fields: BTreeMap<String, String>,
+    /// When appointments may be made (local time).
+    hours: Week,
 }
 
 /// A global intent: a built-in one or one of the flow's own, by its index.
@@ -263,7 +282,7 @@ enum Global {
 }
 
 impl Compiled {
-    fn new(flow: Arc<Flow>, fields: BTreeMap<String, String>) -> Compiled {
+    fn new(flow: Arc<Flow>, fields: BTreeMap<String, String>, hours: Week) -> Compiled {
         let builtins = matcher::builtins();
         let own = |name: &str| flow.intents.iter().any(|i| i.name == name);
         let builtin = |first: bool| {
@@ -294,6 +313,7 @@ impl Compiled {
             own: flow.intents.iter().map(Matcher::new).collect(),
             local,
             fields,
+            hours,
             flow,
         }
     }
@@ -320,6 +340,8 @@ pub struct FlowRun {
     ended: bool,
     /// Half of a datetime answer, waiting for the other half.
     pending: Option<When>,
+    /// An open time offered for a closed one, waiting for the caller's yes.
+    offered: Option<NaiveDateTime>,
 }
 
 impl FlowRun {
@@ -330,7 +352,7 @@ impl FlowRun {
         let flow: Arc<Flow> = flow.into();
         let start = flow.start.clone();
         let mut run = FlowRun {
-            compiled: Arc::new(Compiled::new(flow, context.fields)),
+            compiled: Arc::new(Compiled::new(flow, context.fields, context.hours)),
             slots: BTreeMap::new(),
             node: start.clone(),
             now: context.now,
@@ -338,6 +360,7 @@ impl FlowRun {
             misunderstood: 0,
             ended: false,
             pending: None,
+            offered: None,
         };
         let mut step = Step {
             understood: true,
@@ -436,6 +459,26 @@ impl FlowRun {
                     self.misunderstood = 0;
                     step.understood = true;
                     step.say.push(PAST.into());
+                    return self.reask(node, step);
+                }
+                Extracted::Closed(offer) => {
+                    self.misunderstood = 0;
+                    step.understood = true;
+                    step.say.push(CLOSED.into());
+                    let Some(offer) = offer else {
+                        return self.reask(node, step);
+                    };
+                    self.offered = Some(offer);
+                    step.say.push(format!(
+                        "The nearest time I can offer is {}. Does that suit you?",
+                        speech::datetime(offer, self.now.date())
+                    ));
+                    return;
+                }
+                Extracted::Declined => {
+                    self.misunderstood = 0;
+                    step.understood = true;
+                    step.say.push(DECLINED.into());
                     return self.reask(node, step);
                 }
                 Extracted::Nothing => {}
@@ -545,6 +588,7 @@ impl FlowRun {
             };
             self.node = target;
             self.pending = None;
+            self.offered = None;
             self.fire(&node.on_enter, step);
             self.say(&node.say, step);
             if self.ended || node.ends() || node.listens() {
@@ -753,11 +797,24 @@ impl FlowRun {
         value.map_or(Extracted::Nothing, Extracted::Value)
     }
 
-    /// A day and a time, from this turn and any half said before.
+    /// A day and a time, from this turn and any half said before; a yes or no to an
+    /// open time offered for a closed one.
     fn datetime(&mut self, text: &str) -> Extracted {
+        let offered = self.offered.take();
         let heard = slots::when(text, self.now);
         let Some(heard) = heard else {
-            return Extracted::Nothing;
+            return match (offered, slots::yes_no(text)) {
+                (Some(at), Some(true)) if at >= self.now => {
+                    Extracted::Value(SlotValue::Datetime { at })
+                }
+                (Some(_), Some(false)) => Extracted::Declined,
+                // Neither: the offer stands for another try.
+                (Some(at), None) => {
+                    self.offered = Some(at);
+                    Extracted::Nothing
+                }
+                _ => Extracted::Nothing,
+            };
         };
         let pending = self.pending.unwrap_or(When {
             date: None,
@@ -769,8 +826,11 @@ impl FlowRun {
             (Some(d), Some(t)) => {
                 let at = d.and_time(t);
                 self.pending = None;
+                let hours = &self.compiled.hours;
                 if at < self.now {
                     Extracted::Past
+                } else if !hours.is_open_at(at) {
+                    Extracted::Closed(hours.next_open(at))
                 } else {
                     Extracted::Value(SlotValue::Datetime { at })
                 }

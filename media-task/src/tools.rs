@@ -1,0 +1,590 @@
+//! Parley's own tools: what the agent does for the caller during a call (qualify the
+//! lead, book an appointment, hand over to a person, call back, confirm, hang up).
+//!
+//! One set of effects serves both brains: a language model reaches them as tool calls
+//! with JSON arguments ([`CallTools`]), a scripted flow as the actions it fires
+//! ([`CallScope::carry_out`]). Either way the same events are written, with the same
+//! checks: a booking in the past or outside the agent's hours is refused, with the
+//! nearest open time offered.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, Utc};
+use parley_shared::aggregate::{self, Context};
+use parley_shared::backend::Ports;
+use parley_shared::domain::agent::Week;
+use parley_shared::domain::appointment::{
+    Appointment, AppointmentCommand, DURATION_MINUTES, MeetingKind,
+};
+use parley_shared::domain::call::CallEvent;
+use parley_shared::domain::ids::{AppointmentId, CallId, LeadId, TenantId};
+use parley_shared::domain::lead::LeadCommand;
+use parley_shared::domain::values::TimeZone;
+use parley_shared::flow::{self, Channel, FiredAction, SlotValue, ToolName, TransferMode};
+use parley_shared::qualify::{self, Assessment, QualificationSettings, QualifyArgs};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::brain::{BrainEvent, ToolOutput, Tools};
+use crate::llm::{ToolCall, ToolSpec};
+
+/// A meeting's length when nobody says.
+const DEFAULT_MEETING_MINUTES: u32 = 30;
+/// Longest appointment title kept.
+const MAX_TITLE_CHARS: usize = 200;
+
+/// The call the tools act for: where their effects are written, and the tenant's
+/// clock and rules.
+#[derive(Clone)]
+pub struct CallScope {
+    pub ports: Ports,
+    /// The tenant the call's events are written for.
+    pub ctx: Context,
+    pub call_id: CallId,
+    pub lead_id: Option<LeadId>,
+    /// The zone the agent speaks and books in (UTC when unset).
+    pub time_zone: Option<TimeZone>,
+    /// When appointments may be made, in that zone's local time (empty: any time).
+    pub hours: Week,
+    pub qualification: QualificationSettings,
+}
+
+impl CallScope {
+    /// The local time now, in the agent's zone.
+    pub fn local_now(&self) -> NaiveDateTime {
+        let utc = self.ports.clock.now();
+        match &self.time_zone {
+            Some(zone) => utc.with_timezone(&zone.tz()).naive_local(),
+            None => utc.naive_utc(),
+        }
+    }
+
+    /// A flow context at the local "now" with `fields` and the agent's hours.
+    pub fn context(&self, fields: BTreeMap<String, String>) -> flow::Context {
+        flow::Context {
+            fields,
+            now: self.local_now(),
+            hours: self.hours.clone(),
+        }
+    }
+
+    /// `local` in UTC; a local time a clock change skips takes the moment the clock
+    /// resumes, and an ambiguous one its first occurrence.
+    fn to_utc(&self, local: NaiveDateTime) -> DateTime<Utc> {
+        let Some(zone) = &self.time_zone else {
+            return local.and_utc();
+        };
+        let tz = zone.tz();
+        (0..=3)
+            .find_map(|hours| {
+                (local + Duration::hours(hours))
+                    .and_local_timezone(tz)
+                    .earliest()
+            })
+            .map_or_else(|| local.and_utc(), |t| t.to_utc())
+    }
+
+    fn speak(&self, at: NaiveDateTime) -> String {
+        SlotValue::Datetime { at }.speak(self.local_now().date())
+    }
+
+    /// Carries out one flow action; what happened, as the tool a model would have
+    /// called. A failure is logged and reported (`error: …`), never a reason to end the
+    /// call.
+    pub async fn carry_out(&self, n: u64, action: FiredAction) -> BrainEvent {
+        let call = ToolCall {
+            id: format!("flow-{n}"),
+            name: tool_name(&action).to_owned(),
+            arguments: serde_json::to_string(&action).unwrap_or_default(),
+        };
+        let result = match action {
+            FiredAction::Qualify { slots } => {
+                let today = self.local_now().date();
+                self.qualify(qualify::assess_slots(&slots, today)).await
+            }
+            FiredAction::Book {
+                title,
+                at,
+                duration_minutes,
+                kind,
+            } => self.book(title, at, duration_minutes, kind).await,
+            FiredAction::Transfer { mode, reason } => self.transfer(mode, &reason).await,
+            FiredAction::End { outcome } => Ok(ended(outcome.as_deref())),
+            FiredAction::SendConfirmation { channel, .. } => self.confirm(channel).await,
+            FiredAction::Callback { at } => self.callback(at).await,
+        };
+        BrainEvent::ToolUsed {
+            result: self.reported(&call.name, result),
+            call,
+        }
+    }
+
+    /// The tool's result text: the failure logged and worded for the model.
+    fn reported(&self, tool: &str, result: Result<String, String>) -> String {
+        result.unwrap_or_else(|error| {
+            tracing::warn!(
+                tenant_id = %self.ctx.tenant_id,
+                call_id = %self.call_id,
+                tool,
+                %error,
+                "a tool failed"
+            );
+            format!("error: {error}")
+        })
+    }
+
+    fn tenant(&self) -> Result<TenantId, String> {
+        TenantId::parse(&self.ctx.tenant_id).map_err(|_| "the call's tenant is unknown".to_owned())
+    }
+
+    fn lead(&self) -> Result<&LeadId, String> {
+        self.lead_id
+            .as_ref()
+            .ok_or_else(|| "the call has no lead".to_owned())
+    }
+
+    /// Runs `command` on the call's lead, keeping the lead's views current.
+    async fn on_lead(&self, command: LeadCommand) -> Result<(), String> {
+        let lead = self.lead()?;
+        parley_shared::leadviews::run_lead(&self.ports, &self.tenant()?, lead, command, None)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    /// Scores `assessment` by the tenant's rules and records it on the lead.
+    async fn qualify(&self, assessment: Assessment) -> Result<String, String> {
+        let qualification = qualify::score(assessment, &self.qualification);
+        self.on_lead(qualification.command()).await?;
+        Ok(format!(
+            "qualified {:?} at {}",
+            qualification.temperature, qualification.score
+        )
+        .to_lowercase())
+    }
+
+    /// Books `at` (local time) if it is to come and inside the agent's hours; else
+    /// says why not and which open time is nearest.
+    async fn book(
+        &self,
+        title: String,
+        at: NaiveDateTime,
+        duration_minutes: u32,
+        kind: MeetingKind,
+    ) -> Result<String, String> {
+        let now = self.local_now();
+        if at < now {
+            return Err(format!("{} has already passed", self.speak(at)));
+        }
+        if !self.hours.is_open_at(at) {
+            return Err(match self.hours.next_open(at) {
+                Some(open) => format!(
+                    "closed at {}; the nearest open time is {} ({})",
+                    self.speak(at),
+                    self.speak(open),
+                    open.format("%Y-%m-%dT%H:%M")
+                ),
+                None => format!("closed at {}", self.speak(at)),
+            });
+        }
+        let lead_id = self.lead()?.clone();
+        let id = AppointmentId::new();
+        let command = AppointmentCommand::Book {
+            lead_id,
+            call_id: Some(self.call_id.clone()),
+            title,
+            starts_at: self.to_utc(at),
+            duration_minutes,
+            kind,
+        };
+        aggregate::execute::<Appointment>(
+            &*self.ports.events,
+            &*self.ports.clock,
+            &id.stream(),
+            &self.ctx,
+            command,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        Ok(format!("booked appointment {id} for {}", self.speak(at)))
+    }
+
+    async fn transfer(&self, mode: TransferMode, reason: &str) -> Result<String, String> {
+        let mode = match mode {
+            TransferMode::Warm => "warm",
+            TransferMode::Cold => "cold",
+        };
+        let event = CallEvent::TransferRequested {
+            mode: mode.to_owned(),
+            reason: reason.to_owned(),
+        };
+        crate::call::record(&self.ports, &self.ctx, &self.call_id, event).await?;
+        Ok(format!(
+            "a {mode} transfer to a person ({reason}) once the line ends; tell the caller \
+             you are passing them to a colleague"
+        ))
+    }
+
+    /// Asks for a callback at `at` (local), or as soon as the lead may be called.
+    async fn callback(&self, at: Option<NaiveDateTime>) -> Result<String, String> {
+        let now = self.local_now();
+        let local = at.filter(|at| *at > now).unwrap_or(now);
+        let command = LeadCommand::RequestCallback {
+            at: self.to_utc(local),
+            call_id: Some(self.call_id.clone()),
+        };
+        self.on_lead(command).await?;
+        Ok(match at {
+            Some(_) => format!("callback scheduled for {}", self.speak(local)),
+            None => "callback scheduled as soon as possible".to_owned(),
+        })
+    }
+
+    /// Queues a confirmation of the call's booking to the lead.
+    async fn confirm(&self, channel: Channel) -> Result<String, String> {
+        self.lead()?;
+        let channel = match channel {
+            Channel::Sms => "sms",
+            Channel::Whatsapp => "whatsapp",
+        };
+        let event = CallEvent::ConfirmationQueued {
+            channel: channel.to_owned(),
+            appointment_id: None,
+        };
+        crate::call::record(&self.ports, &self.ctx, &self.call_id, event).await?;
+        Ok(format!("a {channel} confirmation is on its way"))
+    }
+}
+
+fn ended(outcome: Option<&str>) -> String {
+    match outcome {
+        Some(outcome) => format!("the call ends after the goodbye ({outcome})"),
+        None => "the call ends after the goodbye".to_owned(),
+    }
+}
+
+/// The tool a flow action stands for, by the name a model would call it.
+fn tool_name(action: &FiredAction) -> &'static str {
+    match action {
+        FiredAction::Qualify { .. } => qualify::QUALIFY_LEAD_TOOL,
+        FiredAction::Book { .. } => "book_appointment",
+        FiredAction::Transfer { .. } => "transfer_to_human",
+        FiredAction::End { .. } => "end_call",
+        FiredAction::SendConfirmation { .. } => "send_confirmation",
+        FiredAction::Callback { .. } => "schedule_callback",
+    }
+}
+
+/// Parley's tools offered to a language model for one call.
+pub struct CallTools {
+    scope: CallScope,
+    /// The tools offered; a flow's node may narrow them.
+    offered: Vec<ToolName>,
+}
+
+/// The tools a model is offered when nothing narrows them.
+pub const ALL_TOOLS: [ToolName; 7] = [
+    ToolName::QualifyLead,
+    ToolName::CheckAvailability,
+    ToolName::BookAppointment,
+    ToolName::SendConfirmation,
+    ToolName::ScheduleCallback,
+    ToolName::TransferToHuman,
+    ToolName::EndCall,
+];
+
+impl CallTools {
+    pub fn new(scope: CallScope) -> CallTools {
+        CallTools {
+            scope,
+            offered: ALL_TOOLS.to_vec(),
+        }
+    }
+
+    /// Offers only `tools` (a flow node's scope).
+    pub fn only(mut self, tools: &[ToolName]) -> CallTools {
+        self.offered.retain(|t| tools.contains(t));
+        self
+    }
+
+    async fn run(&self, tool: ToolName, arguments: &str) -> Result<ToolOutput, String> {
+        let args: Value = if arguments.trim().is_empty() {
+            json!({})
+        } else {
+            serde_json::from_str(arguments).map_err(|_| "arguments: not a JSON object")?
+        };
+        if !args.is_object() {
+            return Err("arguments: not a JSON object".to_owned());
+        }
+        let scope = &self.scope;
+        let content = match tool {
+            ToolName::QualifyLead => {
+                let answers = QualifyArgs::from_value(&args).map_err(|e| e.to_string())?;
+                let today = scope.local_now().date();
+                let assessment =
+                    qualify::assess_answers(&answers, today).map_err(|e| e.to_string())?;
+                scope.qualify(assessment).await?
+            }
+            ToolName::CheckAvailability => {
+                let a: AvailabilityArgs = parse(args)?;
+                availability(scope, &a.date)?
+            }
+            ToolName::BookAppointment => {
+                let a: BookArgs = parse(args)?;
+                let at = local_time("start", &a.start)?;
+                let minutes = a.duration_minutes.unwrap_or(DEFAULT_MEETING_MINUTES);
+                if !DURATION_MINUTES.contains(&minutes) {
+                    return Err(format!(
+                        "duration_minutes: must be {} to {}",
+                        DURATION_MINUTES.start(),
+                        DURATION_MINUTES.end()
+                    ));
+                }
+                let title = a
+                    .title
+                    .map(|t| t.trim().chars().take(MAX_TITLE_CHARS).collect::<String>())
+                    .filter(|t| !t.is_empty())
+                    .unwrap_or_else(|| "Appointment".to_owned());
+                let kind = a.kind.unwrap_or(MeetingKind::InPerson);
+                scope.book(title, at, minutes, kind).await?
+            }
+            ToolName::SendConfirmation => {
+                let a: ConfirmArgs = parse(args)?;
+                scope.confirm(a.channel.unwrap_or(Channel::Sms)).await?
+            }
+            ToolName::ScheduleCallback => {
+                let a: CallbackArgs = parse(args)?;
+                let at = a.at.as_deref().map(|at| local_time("at", at)).transpose()?;
+                scope.callback(at).await?
+            }
+            ToolName::TransferToHuman => {
+                let a: TransferArgs = parse(args)?;
+                let reason = a
+                    .reason
+                    .map(|r| r.trim().chars().take(200).collect::<String>())
+                    .filter(|r| !r.is_empty())
+                    .unwrap_or_else(|| "caller_request".to_owned());
+                let content = scope
+                    .transfer(a.mode.unwrap_or(TransferMode::Warm), &reason)
+                    .await?;
+                return Ok(ToolOutput {
+                    content,
+                    end_call: true,
+                });
+            }
+            ToolName::EndCall => {
+                let a: EndArgs = parse(args)?;
+                return Ok(ToolOutput {
+                    content: ended(a.outcome.as_deref()),
+                    end_call: true,
+                });
+            }
+            ToolName::SaveSlot => return Err("save_slot is only offered within a flow".into()),
+        };
+        Ok(content.into())
+    }
+}
+
+#[async_trait]
+impl Tools for CallTools {
+    fn specs(&self) -> Vec<ToolSpec> {
+        self.offered.iter().filter_map(|t| spec(*t)).collect()
+    }
+
+    async fn call(&self, call: &ToolCall) -> ToolOutput {
+        let tool = self
+            .offered
+            .iter()
+            .copied()
+            .find(|t| tool_id(*t) == call.name);
+        let result = match tool {
+            Some(tool) => self.run(tool, &call.arguments).await,
+            None => Err(format!("there is no tool named {}", call.name)),
+        };
+        match result {
+            Ok(output) => output,
+            Err(error) => self.scope.reported(&call.name, Err(error)).into(),
+        }
+    }
+}
+
+/// A tool's name as the model calls it.
+pub fn tool_id(tool: ToolName) -> &'static str {
+    match tool {
+        ToolName::SaveSlot => "save_slot",
+        ToolName::QualifyLead => qualify::QUALIFY_LEAD_TOOL,
+        ToolName::CheckAvailability => "check_availability",
+        ToolName::BookAppointment => "book_appointment",
+        ToolName::SendConfirmation => "send_confirmation",
+        ToolName::ScheduleCallback => "schedule_callback",
+        ToolName::TransferToHuman => "transfer_to_human",
+        ToolName::EndCall => "end_call",
+    }
+}
+
+/// The tool's description and JSON Schema, as the model is shown them.
+fn spec(tool: ToolName) -> Option<ToolSpec> {
+    let local = "Local date and time, YYYY-MM-DDTHH:MM (24-hour clock).";
+    let (description, parameters) = match tool {
+        ToolName::SaveSlot => return None,
+        ToolName::QualifyLead => (
+            "Record how qualified the lead is once you have learnt their budget, authority, \
+             need and timeline. Quote the caller's own words.",
+            qualify::qualify_lead_tool_schema(),
+        ),
+        ToolName::CheckAvailability => (
+            "The opening hours on a day, to offer the caller times that are open.",
+            json!({
+                "type": "object",
+                "properties": {"date": {"type": "string", "description": "YYYY-MM-DD"}},
+                "required": ["date"],
+            }),
+        ),
+        ToolName::BookAppointment => (
+            "Book an appointment once the caller has agreed a day and time. Refused for \
+             times past or closed, with the nearest open time to offer instead.",
+            json!({
+                "type": "object",
+                "properties": {
+                    "start": {"type": "string", "description": local},
+                    "duration_minutes": {"type": "integer", "minimum": 5, "maximum": 480},
+                    "kind": {"type": "string", "enum": ["in_person", "phone", "video"]},
+                    "title": {"type": "string", "description": "What the appointment is for."},
+                },
+                "required": ["start"],
+            }),
+        ),
+        ToolName::SendConfirmation => (
+            "Send the caller a confirmation of the booking by text message.",
+            json!({
+                "type": "object",
+                "properties": {"channel": {"type": "string", "enum": ["sms", "whatsapp"]}},
+            }),
+        ),
+        ToolName::ScheduleCallback => (
+            "Arrange for the caller to be called back, at the time they asked for or as \
+             soon as possible.",
+            json!({
+                "type": "object",
+                "properties": {"at": {"type": "string", "description": local}},
+            }),
+        ),
+        ToolName::TransferToHuman => (
+            "Hand the caller to a person: when they ask for one, in an emergency, or when \
+             you cannot help. Tell the caller first; the call is passed on after your reply.",
+            json!({
+                "type": "object",
+                "properties": {
+                    "mode": {"type": "string", "enum": ["warm", "cold"]},
+                    "reason": {"type": "string"},
+                },
+                "required": ["reason"],
+            }),
+        ),
+        ToolName::EndCall => (
+            "End the call after your goodbye, once the conversation is over.",
+            json!({
+                "type": "object",
+                "properties": {
+                    "outcome": {
+                        "type": "string",
+                        "description": "What the call came to, e.g. not_interested, \
+                                        wrong_number, callback_requested, booked.",
+                    },
+                },
+            }),
+        ),
+    };
+    Some(ToolSpec {
+        name: tool_id(tool).to_owned(),
+        description: description.to_owned(),
+        parameters,
+    })
+}
+
+#[derive(Deserialize)]
+struct AvailabilityArgs {
+    date: String,
+}
+
+#[derive(Deserialize)]
+struct BookArgs {
+    start: String,
+    duration_minutes: Option<u32>,
+    kind: Option<MeetingKind>,
+    title: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ConfirmArgs {
+    channel: Option<Channel>,
+}
+
+#[derive(Deserialize)]
+struct CallbackArgs {
+    at: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct TransferArgs {
+    mode: Option<TransferMode>,
+    reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct EndArgs {
+    outcome: Option<String>,
+}
+
+/// The arguments as `T`; the error names the field that does not fit.
+fn parse<T: serde::de::DeserializeOwned>(args: Value) -> Result<T, String> {
+    serde_path_to_error::deserialize(args).map_err(|e| {
+        let path = e.path().to_string();
+        match path.as_str() {
+            "." => e.inner().to_string(),
+            _ => format!("{path}: {}", e.inner()),
+        }
+    })
+}
+
+/// A local date and time as a model writes it.
+fn local_time(field: &str, text: &str) -> Result<NaiveDateTime, String> {
+    let text = text.trim();
+    ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"]
+        .iter()
+        .find_map(|f| NaiveDateTime::parse_from_str(text, f).ok())
+        .ok_or_else(|| format!("{field}: expected YYYY-MM-DDTHH:MM"))
+}
+
+/// The opening hours on `date`, and the next opening when it is closed.
+fn availability(scope: &CallScope, date: &str) -> Result<String, String> {
+    let day = NaiveDate::parse_from_str(date.trim(), "%Y-%m-%d")
+        .map_err(|_| "date: expected YYYY-MM-DD".to_owned())?;
+    let now = scope.local_now();
+    if day < now.date() {
+        return Ok(format!("{day} has passed"));
+    }
+    let hours = &scope.hours;
+    if hours.is_empty() {
+        return Ok(format!("{day}: open all day"));
+    }
+    let mut spans: Vec<_> = hours.day(chrono::Datelike::weekday(&day)).to_vec();
+    spans.sort_by_key(|s| s.open);
+    if spans.is_empty() {
+        let from = day.and_time(chrono::NaiveTime::MIN).max(now);
+        return Ok(match hours.next_open(from) {
+            Some(open) => format!(
+                "{day}: closed; the next opening is {} ({})",
+                scope.speak(open),
+                open.format("%Y-%m-%dT%H:%M")
+            ),
+            None => format!("{day}: closed"),
+        });
+    }
+    let open: Vec<String> = spans
+        .iter()
+        .map(|s| format!("{}–{}", s.open.format("%H:%M"), s.close.format("%H:%M")))
+        .collect();
+    Ok(format!("{day}: open {}", open.join(", ")))
+}
