@@ -534,6 +534,87 @@ fn stream_url(
     Ok(Json(json!({ "url": url })).into_response())
 }
 
+/// How long each escalation number rings, as on Twilio.
+const TRANSFER_RING_SECS: u32 = 20;
+
+/// `GET` or `POST /webhooks/exotel/{tenant_id}/{secret}/transfer`: the dynamic URL of
+/// the Connect applet that follows the Voicebot applet in the tenant's flow. When the
+/// media task closes the stream, Exotel goes on to that applet, which asks here whom to
+/// dial. A call that asked for a hand-over gets its agent's escalation numbers in order
+/// of preference (Exotel's Programmable Connect answer: `destination.numbers`, with the
+/// call's ExoPhone as `outgoing_phone_number`); any other call gets none, so the flow
+/// takes the applet's no-answer branch.
+///
+/// Nothing is written: Exotel asks before it dials, so whether a person answered
+/// (`TransferDialled`'s `answered`) is not known here, and a guess would stand, each
+/// dial being recorded once.
+pub async fn transfer(
+    State(state): State<WebhookState>,
+    Path((tenant, secret)): Path<(String, String)>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    transfer_inner(&state, &tenant, &secret, &uri, &headers, body)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn transfer_inner(
+    state: &WebhookState,
+    tenant: &str,
+    secret: &str,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, Reject> {
+    let tenant = verified(state, tenant, secret).await?;
+    let params = read_params(uri, headers, body).await?;
+    let call_sid = call_sid(&params)?;
+    let (call_id, call) = find_call(state, &tenant, &params, call_sid).await?;
+    let numbers: Vec<String> = match (&call.transfer, &call.agent_id) {
+        (Some(_), Some(agent_id)) => {
+            let agent = load_any::<Agent>(&*state.ports.events, &agent_id.stream())
+                .await
+                .map_err(internal)?
+                .state;
+            agent
+                .settings
+                .filter(|_| agent.exists && !agent.deleted)
+                .map(|s| {
+                    s.escalation_numbers
+                        .iter()
+                        .map(|n| n.as_str().to_owned())
+                        .collect()
+                })
+                .unwrap_or_default()
+        }
+        _ => Vec::new(),
+    };
+    tracing::info!(
+        tenant_id = %tenant,
+        call_id = %call_id,
+        transfer = call.transfer.is_some(),
+        numbers = numbers.len(),
+        "Exotel asks whom to hand the call to"
+    );
+    let mut answer = json!({
+        "fetch_after_attempt": false,
+        "destination": { "numbers": numbers },
+        "max_ringing_duration": TRANSFER_RING_SECS,
+    });
+    // The person sees the business calling: the call's ExoPhone.
+    let ours = match call.direction {
+        Some(Direction::Inbound) => call.to.as_ref(),
+        Some(Direction::Outbound) => call.from.as_ref(),
+        None => None,
+    };
+    if let Some(ours) = ours {
+        answer["outgoing_phone_number"] = json!(ours.as_str());
+    }
+    Ok(Json(answer).into_response())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

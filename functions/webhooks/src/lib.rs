@@ -10,6 +10,7 @@
 
 mod common;
 mod exotel;
+mod handover;
 mod twilio;
 
 use std::sync::Arc;
@@ -76,6 +77,9 @@ pub fn router(state: WebhookState) -> Router {
         .route("/webhooks/twilio/status", post(twilio::status))
         .route("/webhooks/twilio/recording", post(twilio::recording))
         .route("/webhooks/twilio/amd", post(twilio::amd))
+        .route("/webhooks/twilio/connected", post(handover::connected))
+        .route("/webhooks/twilio/transfer", post(handover::transfer))
+        .route("/webhooks/twilio/whisper", post(handover::whisper))
         .route(
             "/webhooks/exotel/{tenant_id}/{secret}/status",
             post(exotel::status),
@@ -83,6 +87,10 @@ pub fn router(state: WebhookState) -> Router {
         .route(
             "/webhooks/exotel/{tenant_id}/{secret}/stream",
             get(exotel::stream).post(exotel::stream),
+        )
+        .route(
+            "/webhooks/exotel/{tenant_id}/{secret}/transfer",
+            get(exotel::transfer).post(exotel::transfer),
         )
         .with_state(state)
 }

@@ -22,7 +22,8 @@ use parley_shared::outbound::twilio_credentials;
 use parley_shared::streamtoken::{self, StreamClaims};
 use parley_shared::twilio::signature;
 use parley_shared::twilio::twiml::{
-    Connect, ConversationRelay, Dial, Record, Response as Twiml, Stream, Verb,
+    Connect, ConnectTo, ConversationRelay, Dial, Number as DialNumber, Record, Response as Twiml,
+    Stream, Verb,
 };
 
 use crate::WebhookState;
@@ -33,9 +34,9 @@ use parley_shared::twilio::call_status;
 /// of reading the TwiML.
 const STREAM_TOKEN_TTL: Duration = Duration::minutes(10);
 
-type Params = Vec<(String, String)>;
+pub(crate) type Params = Vec<(String, String)>;
 
-fn param<'a>(params: &'a Params, name: &str) -> Option<&'a str> {
+pub(crate) fn param<'a>(params: &'a Params, name: &str) -> Option<&'a str> {
     params
         .iter()
         .find(|(k, _)| k == name)
@@ -51,12 +52,12 @@ fn forbidden() -> Reject {
     )
 }
 
-fn twiml(response: Twiml) -> Response {
+pub(crate) fn twiml(response: Twiml) -> Response {
     ([(header::CONTENT_TYPE, "text/xml")], response.to_xml()).into_response()
 }
 
 /// The form parameters, or 400 if the body is not a form.
-fn form(body: &Bytes) -> Result<Params, Reject> {
+pub(crate) fn form(body: &Bytes) -> Result<Params, Reject> {
     serde_urlencoded::from_bytes::<Params>(body).map_err(|_| {
         error(
             StatusCode::BAD_REQUEST,
@@ -67,7 +68,7 @@ fn form(body: &Bytes) -> Result<Params, Reject> {
     })
 }
 
-fn query_call_id(uri: &Uri) -> Result<Option<CallId>, Reject> {
+pub(crate) fn query_call_id(uri: &Uri) -> Result<Option<CallId>, Reject> {
     let pairs: Params = serde_urlencoded::from_str(uri.query().unwrap_or("")).unwrap_or_default();
     match param(&pairs, "call_id") {
         None => Ok(None),
@@ -84,7 +85,7 @@ fn query_call_id(uri: &Uri) -> Result<Option<CallId>, Reject> {
 
 /// Checks the request's signature with `tenant`'s Twilio auth token. A tenant with no
 /// token stored cannot be verified and is refused.
-async fn verified(
+pub(crate) async fn verified(
     state: &WebhookState,
     tenant: &str,
     uri: &Uri,
@@ -118,17 +119,21 @@ async fn verified(
 }
 
 /// The call a callback is about: `?call_id=` when Parley placed it, else the one derived
-/// from `CallSid`. 404 for a call that does not exist.
-async fn find_call(
+/// from `CallSid`. 404 for a call that does not exist (naming `call_id` when the URL
+/// named it).
+pub(crate) async fn find_call(
     state: &WebhookState,
     uri: &Uri,
     params: &Params,
 ) -> Result<(CallId, Call, String), Reject> {
-    let id = match query_call_id(uri)? {
-        Some(id) => id,
-        None => CallId::for_carrier_call(
-            "twilio",
-            param(params, "CallSid").ok_or_else(|| missing("CallSid"))?,
+    let (id, field) = match query_call_id(uri)? {
+        Some(id) => (id, Some("call_id")),
+        None => (
+            CallId::for_carrier_call(
+                "twilio",
+                param(params, "CallSid").ok_or_else(|| missing("CallSid"))?,
+            ),
+            None,
         ),
     };
     let loaded = load_any::<Call>(&*state.ports.events, &id.stream())
@@ -139,7 +144,7 @@ async fn find_call(
         _ => Err(error(
             StatusCode::NOT_FOUND,
             "not_found",
-            None,
+            field,
             "no such call",
         )),
     }
@@ -351,13 +356,13 @@ fn connect(
     if let Some(lead) = lead_id {
         parameters.push(("lead_id".to_owned(), lead));
     }
-    let connect = match settings.mode {
-        ConversationMode::MediaStream => Connect::Stream(Stream {
+    let to = match settings.mode {
+        ConversationMode::MediaStream => ConnectTo::Stream(Stream {
             url: format!("{}/media/twilio", state.media_url),
             parameters,
             ..Stream::default()
         }),
-        ConversationMode::ConversationRelay => Connect::ConversationRelay(ConversationRelay {
+        ConversationMode::ConversationRelay => ConnectTo::ConversationRelay(ConversationRelay {
             url: format!("{}/media/twilio-relay", state.media_url),
             language: Some(settings.language.clone()),
             // Twilio's voice by name, when the agent speaks with one of Twilio's.
@@ -370,7 +375,10 @@ fn connect(
             ..ConversationRelay::default()
         }),
     };
-    Ok(Twiml::new().verb(Verb::Connect(connect)))
+    // When the stream or session ends, Twilio asks what next: a hand-over to a person
+    // if the conversation asked for one, else the end of the call.
+    let connected = crate::handover::connected_url(&state.public_url, call_id);
+    Ok(Twiml::new().verb(Verb::Connect(Connect::new(to).action(connected))))
 }
 
 /// What an inactive agent or a closed line does.
@@ -390,7 +398,7 @@ fn after_hours(state: &WebhookState, settings: &AgentSettings, call_id: &CallId)
             }))
             .verb(Verb::Hangup),
         AfterHours::Forward { number } => Twiml::new().verb(Verb::Dial(Dial {
-            number: number.as_str().to_owned(),
+            number: DialNumber::new(number.as_str()),
             ..Dial::default()
         })),
         AfterHours::MessageAndHangUp { message } => Twiml::new()

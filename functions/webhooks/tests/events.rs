@@ -61,7 +61,8 @@ const SAMPLES: &[(&str, u16, Option<&str>)] = &[
         "twilio-voice-inbound.json",
         200,
         Some(
-            "<Connect><Stream url=\"wss://abc123.execute-api.eu-west-1.amazonaws.com/media/twilio\">",
+            // `<Connect action="…/webhooks/twilio/connected?call_id=…">` around the stream.
+            "\"><Stream url=\"wss://abc123.execute-api.eu-west-1.amazonaws.com/media/twilio\">",
         ),
     ),
     (

@@ -170,11 +170,15 @@ async fn an_inbound_call_is_streamed_to_the_media_task_with_a_token_for_that_cal
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{twiml}");
+    let call_id = CallId::for_carrier_call("twilio", "CA100");
+    // When the stream ends, Twilio asks the call's `connected` URL what next.
     assert!(
-        twiml.contains("<Connect><Stream url=\"wss://media.example.com/media/twilio\">"),
+        twiml.contains(&format!(
+            "<Connect action=\"{PUBLIC}/webhooks/twilio/connected?call_id={call_id}\">\
+             <Stream url=\"wss://media.example.com/media/twilio\">"
+        )),
         "{twiml}"
     );
-    let call_id = CallId::for_carrier_call("twilio", "CA100");
     assert_eq!(parameter(&twiml, "call_id"), call_id.to_string());
     assert_eq!(parameter(&twiml, "tenant_id"), world.tenant.to_string());
     assert_eq!(parameter(&twiml, "agent_id"), world.agent.to_string());
@@ -242,14 +246,15 @@ async fn an_agent_in_relay_mode_is_connected_to_conversation_relay() {
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{twiml}");
+    let call_id = CallId::for_carrier_call("twilio", "CA300");
     assert!(
-        twiml.contains(
-            "<Connect><ConversationRelay url=\"wss://media.example.com/media/twilio-relay\" \
+        twiml.contains(&format!(
+            "<Connect action=\"{PUBLIC}/webhooks/twilio/connected?call_id={call_id}\">\
+             <ConversationRelay url=\"wss://media.example.com/media/twilio-relay\" \
              language=\"en-US\" voice=\"en-US-Journey-O\" dtmfDetection=\"true\">"
-        ),
+        )),
         "{twiml}"
     );
-    let call_id = CallId::for_carrier_call("twilio", "CA300");
     let token = parameter(&twiml, "token");
     let secret = world.state.stream_secret.expose().as_bytes().to_vec();
     assert!(streamtoken::verify(&secret, &token, &call_id.to_string(), chrono::Utc::now()).is_ok());
@@ -299,7 +304,7 @@ async fn an_unknown_number_hears_a_message_and_a_hang_up() {
         .await;
     assert_eq!(status, StatusCode::OK);
     assert!(
-        twiml.contains("<Say>") && twiml.contains("<Hangup/>") && !twiml.contains("<Connect>"),
+        twiml.contains("<Say>") && twiml.contains("<Hangup/>") && !twiml.contains("<Connect"),
         "{twiml}"
     );
 }
@@ -323,7 +328,7 @@ async fn an_inactive_agent_takes_a_voicemail() {
         )),
         "{twiml}"
     );
-    assert!(!twiml.contains("<Connect>"));
+    assert!(!twiml.contains("<Connect"));
 
     // The voicemail's recording callback lands on the call.
     let path = format!("/webhooks/twilio/recording?call_id={call_id}");
@@ -519,7 +524,7 @@ async fn an_answering_machine_is_not_streamed() {
         .await;
     assert_eq!(status, StatusCode::OK);
     assert!(
-        !twiml.contains("<Connect>") && twiml.contains("<Hangup/>"),
+        !twiml.contains("<Connect") && twiml.contains("<Hangup/>"),
         "{twiml}"
     );
     assert!(world.call(&call_id).await.answered_by.unwrap().is_machine());
@@ -546,7 +551,12 @@ async fn an_answering_machine_is_not_streamed() {
             Some(TOKEN),
         )
         .await;
-    assert!(twiml.contains("<Connect><Stream"), "{twiml}");
+    assert!(
+        twiml.contains(&format!(
+            "<Connect action=\"{PUBLIC}/webhooks/twilio/connected?call_id={human}\"><Stream"
+        )),
+        "{twiml}"
+    );
     assert_eq!(parameter(&twiml, "direction"), "outbound");
 
     let amd = format!("/webhooks/twilio/amd?call_id={human}");

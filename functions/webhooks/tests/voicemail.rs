@@ -494,7 +494,12 @@ async fn a_synchronous_machine_verdict_answers_the_voicemail_twiml() {
     ];
     let (status, twiml) = world.post(&voice(&human), &params).await;
     assert_eq!(status, StatusCode::OK, "{twiml}");
-    assert!(twiml.contains("<Connect><Stream"), "{twiml}");
+    assert!(
+        twiml.contains(&format!(
+            "<Connect action=\"{PUBLIC}/webhooks/twilio/connected?call_id={human}\"><Stream"
+        )),
+        "{twiml}"
+    );
 
     assert!(world.seen().is_empty(), "{:?}", world.seen());
 }

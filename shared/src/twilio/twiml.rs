@@ -39,9 +39,9 @@ pub enum Verb {
     Redirect { url: String },
     /// `<Record .../>`.
     Record(Record),
-    /// `<Dial ...><Number>..</Number></Dial>`.
+    /// `<Dial ...><Number ...>..</Number></Dial>`.
     Dial(Dial),
-    /// `<Connect>` with a `<Stream>` or a `<ConversationRelay>`.
+    /// `<Connect action>` with a `<Stream>` or a `<ConversationRelay>`.
     Connect(Connect),
 }
 
@@ -61,13 +61,35 @@ pub struct Record {
 /// `<Dial>` to one phone number.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Dial {
-    /// E.164, written as the `<Number>` child.
-    pub number: String,
+    /// The `<Number>` child.
+    pub number: Number,
     pub caller_id: Option<String>,
     /// Seconds to ring.
     pub timeout: Option<u32>,
+    /// Requested when the dialled call ends (or nobody answers), with `DialCallStatus`;
+    /// its TwiML runs next.
     pub action: Option<String>,
     pub record: Option<DialRecord>,
+}
+
+/// `<Number url>e164</Number>`: whom `<Dial>` calls.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Number {
+    /// E.164.
+    pub number: String,
+    /// TwiML played to the person who answers, before the caller is connected (a
+    /// whisper).
+    pub url: Option<String>,
+}
+
+impl Number {
+    /// The number with no whisper.
+    pub fn new(number: impl Into<String>) -> Number {
+        Number {
+            number: number.into(),
+            url: None,
+        }
+    }
 }
 
 /// `<Dial record="...">`.
@@ -92,13 +114,51 @@ impl DialRecord {
     }
 }
 
+/// `<Connect action>`: hands the call to a stream or a ConversationRelay session.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Connect {
+    /// Requested when the stream or session ends (ConversationRelay adds its
+    /// `HandoffData`); the TwiML it returns runs next. Without it Twilio goes on with the
+    /// verbs after `<Connect>`.
+    pub action: Option<String>,
+    pub to: ConnectTo,
+}
+
 /// What `<Connect>` hands the call to.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Connect {
+pub enum ConnectTo {
     /// A bidirectional media stream to our own WebSocket (the media task).
     Stream(Stream),
     /// Twilio's ConversationRelay (their STT/TTS, text over our WebSocket).
     ConversationRelay(ConversationRelay),
+}
+
+impl Connect {
+    /// `<Connect>` to `to`, with no action.
+    pub fn new(to: impl Into<ConnectTo>) -> Connect {
+        Connect {
+            action: None,
+            to: to.into(),
+        }
+    }
+
+    /// Sets the URL requested when the stream or session ends.
+    pub fn action(mut self, url: impl Into<String>) -> Connect {
+        self.action = Some(url.into());
+        self
+    }
+}
+
+impl From<Stream> for ConnectTo {
+    fn from(stream: Stream) -> ConnectTo {
+        ConnectTo::Stream(stream)
+    }
+}
+
+impl From<ConversationRelay> for ConnectTo {
+    fn from(relay: ConversationRelay) -> ConnectTo {
+        ConnectTo::ConversationRelay(relay)
+    }
 }
 
 /// `<Stream url name statusCallback>` with `<Parameter name value/>` children, which
@@ -228,29 +288,32 @@ impl Verb {
                     .opt("record", dial.record.map(DialRecord::as_str));
                 element(out, "Dial", &attrs)
                     .write_inner_content(|out| {
-                        text_element(out, "Number", &Attrs::default(), &dial.number)
+                        let number = Attrs::default().opt("url", dial.number.url.as_ref());
+                        text_element(out, "Number", &number, &dial.number.number)
                     })
                     .map(drop)
             }
-            Verb::Connect(connect) => out
-                .create_element("Connect")
-                .write_inner_content(|out| connect.write(out))
-                .map(drop),
+            Verb::Connect(connect) => {
+                let attrs = Attrs::default().opt("action", connect.action.as_ref());
+                element(out, "Connect", &attrs)
+                    .write_inner_content(|out| connect.to.write(out))
+                    .map(drop)
+            }
         }
     }
 }
 
-impl Connect {
+impl ConnectTo {
     fn write(&self, out: &mut Out) -> io::Result<()> {
         match self {
-            Connect::Stream(stream) => {
+            ConnectTo::Stream(stream) => {
                 let attrs = Attrs::default()
                     .set("url", &stream.url)
                     .opt("name", stream.name.as_ref())
                     .opt("statusCallback", stream.status_callback.as_ref());
                 with_parameters(out, "Stream", &attrs, &stream.parameters)
             }
-            Connect::ConversationRelay(relay) => {
+            ConnectTo::ConversationRelay(relay) => {
                 let attrs = Attrs::default()
                     .set("url", &relay.url)
                     .opt("welcomeGreeting", relay.welcome_greeting.as_ref())
@@ -509,7 +572,7 @@ mod tests {
     fn dial_has_a_number_child() {
         let xml = Response::new()
             .verb(Verb::Dial(Dial {
-                number: "+14155550100".into(),
+                number: Number::new("+14155550100"),
                 caller_id: Some("+14155550199".into()),
                 timeout: Some(20),
                 action: Some("https://x.test/dialed".into()),
@@ -526,7 +589,7 @@ mod tests {
         );
         let bare = Response::new()
             .verb(Verb::Dial(Dial {
-                number: "+1".into(),
+                number: Number::new("+1"),
                 ..Dial::default()
             }))
             .to_xml();
@@ -537,9 +600,50 @@ mod tests {
     }
 
     #[test]
+    fn dial_number_carries_its_whisper_url() {
+        let xml = Response::new()
+            .verb(Verb::Dial(Dial {
+                number: Number {
+                    number: "+14155550100".into(),
+                    url: Some("https://x.test/whisper?call_id=1&index=0".into()),
+                },
+                caller_id: Some("+14155550199".into()),
+                action: Some("https://x.test/transfer?call_id=1&index=0".into()),
+                ..Dial::default()
+            }))
+            .to_xml();
+        assert_eq!(
+            xml,
+            format!(
+                "{DECL}<Response><Dial callerId=\"+14155550199\" \
+                 action=\"https://x.test/transfer?call_id=1&amp;index=0\">\
+                 <Number url=\"https://x.test/whisper?call_id=1&amp;index=0\">+14155550100</Number>\
+                 </Dial></Response>"
+            )
+        );
+        assert_eq!(
+            parse(&xml),
+            response(vec![node(
+                "Dial",
+                &[
+                    ("callerId", "+14155550199"),
+                    ("action", "https://x.test/transfer?call_id=1&index=0"),
+                ],
+                "",
+                vec![node(
+                    "Number",
+                    &[("url", "https://x.test/whisper?call_id=1&index=0")],
+                    "+14155550100",
+                    vec![]
+                )]
+            )])
+        );
+    }
+
+    #[test]
     fn connect_stream_with_parameters() {
         let xml = Response::new()
-            .verb(Verb::Connect(Connect::Stream(Stream {
+            .verb(Verb::Connect(Connect::new(Stream {
                 url: "wss://media.x.test/stream".into(),
                 name: Some("call-1".into()),
                 status_callback: Some("https://x.test/stream-status".into()),
@@ -559,7 +663,7 @@ mod tests {
             )
         );
         let bare = Response::new()
-            .verb(Verb::Connect(Connect::Stream(Stream {
+            .verb(Verb::Connect(Connect::new(Stream {
                 url: "wss://m/s".into(),
                 ..Stream::default()
             })))
@@ -571,19 +675,60 @@ mod tests {
     }
 
     #[test]
+    fn connect_with_an_action_writes_it_on_connect() {
+        let stream = Stream {
+            url: "wss://m/s".into(),
+            ..Stream::default()
+        };
+        let xml = Response::new()
+            .verb(Verb::Connect(
+                Connect::new(stream).action("https://x.test/connected?call_id=1&x=2"),
+            ))
+            .to_xml();
+        assert_eq!(
+            xml,
+            format!(
+                "{DECL}<Response><Connect action=\"https://x.test/connected?call_id=1&amp;x=2\">\
+                 <Stream url=\"wss://m/s\"/></Connect></Response>"
+            )
+        );
+        let relay = ConversationRelay {
+            url: "wss://m/r".into(),
+            ..ConversationRelay::default()
+        };
+        let xml = Response::new()
+            .verb(Verb::Connect(
+                Connect::new(relay).action("https://x.test/connected"),
+            ))
+            .to_xml();
+        assert_eq!(
+            parse(&xml),
+            response(vec![node(
+                "Connect",
+                &[("action", "https://x.test/connected")],
+                "",
+                vec![node(
+                    "ConversationRelay",
+                    &[("url", "wss://m/r")],
+                    "",
+                    vec![]
+                )]
+            )])
+        );
+    }
+
+    #[test]
     fn connect_conversation_relay() {
         let xml = Response::new()
-            .verb(Verb::Connect(Connect::ConversationRelay(
-                ConversationRelay {
-                    url: "wss://media.x.test/relay".into(),
-                    welcome_greeting: Some("Hi, this is Parley.".into()),
-                    language: Some("en-US".into()),
-                    voice: Some("en-US-Journey-O".into()),
-                    dtmf_detection: Some(true),
-                    interruptible: Some(Interruptible::Speech),
-                    parameters: vec![("token".into(), "t".into())],
-                },
-            )))
+            .verb(Verb::Connect(Connect::new(ConversationRelay {
+                url: "wss://media.x.test/relay".into(),
+                welcome_greeting: Some("Hi, this is Parley.".into()),
+                language: Some("en-US".into()),
+                voice: Some("en-US-Journey-O".into()),
+                dtmf_detection: Some(true),
+                interruptible: Some(Interruptible::Speech),
+                parameters: vec![("token".into(), "t".into())],
+            })))
             .to_xml();
         assert_eq!(
             parse(&xml),
@@ -612,13 +757,11 @@ mod tests {
             )])
         );
         let never = Response::new()
-            .verb(Verb::Connect(Connect::ConversationRelay(
-                ConversationRelay {
-                    url: "wss://m/r".into(),
-                    interruptible: Some(Interruptible::Never),
-                    ..ConversationRelay::default()
-                },
-            )))
+            .verb(Verb::Connect(Connect::new(ConversationRelay {
+                url: "wss://m/r".into(),
+                interruptible: Some(Interruptible::Never),
+                ..ConversationRelay::default()
+            })))
             .to_xml();
         assert!(never.contains(r#"<ConversationRelay url="wss://m/r" interruptible="none"/>"#));
     }
@@ -640,27 +783,31 @@ mod tests {
                 ..Record::default()
             }))
             .verb(Verb::Dial(Dial {
-                number: h(),
+                number: Number {
+                    number: h(),
+                    url: Some(h()),
+                },
                 caller_id: Some(h()),
                 action: Some(h()),
                 ..Dial::default()
             }))
-            .verb(Verb::Connect(Connect::Stream(Stream {
-                url: h(),
-                name: Some(h()),
-                status_callback: Some(h()),
-                parameters: vec![(h(), h())],
-            })))
-            .verb(Verb::Connect(Connect::ConversationRelay(
-                ConversationRelay {
+            .verb(Verb::Connect(
+                Connect::new(Stream {
                     url: h(),
-                    welcome_greeting: Some(h()),
-                    language: Some(h()),
-                    voice: Some(h()),
+                    name: Some(h()),
+                    status_callback: Some(h()),
                     parameters: vec![(h(), h())],
-                    ..ConversationRelay::default()
-                },
-            )))
+                })
+                .action(h()),
+            ))
+            .verb(Verb::Connect(Connect::new(ConversationRelay {
+                url: h(),
+                welcome_greeting: Some(h()),
+                language: Some(h()),
+                voice: Some(h()),
+                parameters: vec![(h(), h())],
+                ..ConversationRelay::default()
+            })))
             .to_xml();
         assert!(!xml.contains("]]>"), "{xml}");
         assert!(!xml.contains("<Hangup/>"), "{xml}");
@@ -691,11 +838,11 @@ mod tests {
                 "Dial",
                 &[("callerId", HOSTILE), ("action", HOSTILE)],
                 "",
-                vec![node("Number", &[], HOSTILE, vec![])],
+                vec![node("Number", &[("url", HOSTILE)], HOSTILE, vec![])],
             ),
             node(
                 "Connect",
-                &[],
+                &[("action", HOSTILE)],
                 "",
                 vec![node(
                     "Stream",
