@@ -30,6 +30,7 @@ pub mod flow;
 pub mod leadimport;
 pub mod leadviews;
 pub mod outbound;
+pub mod outcome;
 pub mod qualify;
 pub mod queue;
 pub mod readmodel;
