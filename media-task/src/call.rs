@@ -18,12 +18,14 @@ use parley_shared::domain::call::{Call, CallCommand, CallEvent, Direction};
 use parley_shared::domain::ids::{AgentId, CallId, LeadId, TenantId};
 use parley_shared::domain::lead::Lead;
 use parley_shared::domain::tenant::Tenant;
+use parley_shared::flow::Guard;
 use parley_shared::streamtoken::StreamClaims;
 use serde::Serialize;
 
 use crate::brain::{Brain, LlmBrain, Tools};
 use crate::choice::{ChoiceError, Deployment};
 use crate::conversation::{self, Note, Turn};
+use crate::guard::GuardedBrain;
 use crate::llm::LanguageModel;
 use crate::metrics::Metrics;
 use crate::recording::Recorder;
@@ -173,6 +175,24 @@ pub(crate) fn conversation_settings(agent: &CallAgent, greeting: String) -> conv
     conversation.max_turns = agent.settings.max_turns;
     conversation.max_call_ms = u64::from(agent.settings.max_call_seconds) * 1000;
     conversation
+}
+
+/// When a model's call goes to a person: the limits of the agent's flow (its own or
+/// its industry's), else the defaults; always before the agent's hard turn limit ends
+/// the call (it is checked before the brain is asked, so two turns earlier).
+fn guard(settings: &AgentSettings) -> Guard {
+    let mut guard = match settings.script() {
+        Some(flow) => Guard {
+            max_turns: flow.max_turns,
+            max_misunderstandings: flow.max_misunderstandings,
+        },
+        None => Guard::default(),
+    };
+    guard.max_turns = guard
+        .max_turns
+        .min(settings.max_turns.saturating_sub(2))
+        .max(1);
+    guard
 }
 
 /// A call's template fields (`tenant_name`, `agent_name`, `direction`, `lead_name`,
@@ -359,7 +379,13 @@ impl Calls {
             Some(tools) => tools.clone(),
             None => Arc::new(CallTools::new(agent.scope.clone())),
         };
-        Ok(Arc::new(LlmBrain::new(llm, tools)))
+        let model = Arc::new(LlmBrain::new(llm, tools));
+        let guard = guard(&agent.settings);
+        Ok(Arc::new(GuardedBrain::new(
+            model,
+            guard,
+            agent.scope.clone(),
+        )))
     }
 
     /// Whether a language model answers for the agent: its own choice, else the

@@ -21,6 +21,7 @@ pub mod choice;
 pub mod conversation;
 pub mod exotel_stream;
 pub mod g711;
+pub mod guard;
 pub mod llm;
 pub mod metrics;
 pub mod recording;

@@ -77,7 +77,6 @@ impl ScriptBrain {
 
 impl Brain for ScriptBrain {
     fn answer(&self, context: Vec<Message>) -> mpsc::Receiver<BrainEvent> {
-        let (tx, rx) = mpsc::channel(16);
         let turns = context
             .iter()
             .filter(|m| matches!(m, Message::User { .. }))
@@ -111,38 +110,50 @@ impl Brain for ScriptBrain {
         let first_tool = self
             .next_tool
             .fetch_add(actions.len() as u64, Ordering::Relaxed);
-        let scope = self.scope.clone();
-        tokio::spawn(async move {
-            // The actions first, as a model's tools come before its words: a turn
-            // whose tools ran stands even if the caller talks on before any line
-            // plays. Once the caller stops listening the lines go nowhere, but the
-            // actions still run: the flow has moved on past them.
-            let mut listening = true;
-            for (n, action) in (first_tool..).zip(actions) {
-                let used = scope.carry_out(n, action).await;
-                if listening && tx.send(used).await.is_err() {
-                    listening = false;
-                }
-            }
-            for (i, mut line) in step.say.into_iter().enumerate() {
-                if !listening {
-                    break;
-                }
-                // A space between lines lets the conversation cut them into sentences.
-                if i > 0 {
-                    line.insert(0, ' ');
-                }
-                if tx.send(BrainEvent::Text(line)).await.is_err() {
-                    listening = false;
-                }
-            }
-            if listening && ended {
-                let _ = tx.send(BrainEvent::EndCall).await;
-            }
-            let _ = tx.send(BrainEvent::Done).await;
-        });
-        rx
+        perform(self.scope.clone(), first_tool, actions, step.say, ended)
     }
+}
+
+/// Carries out `actions` and then says `say`, as a brain's answer; the call ends after
+/// it when `ended`. Tool calls are numbered from `first_tool`.
+pub(crate) fn perform(
+    scope: Arc<CallScope>,
+    first_tool: u64,
+    actions: Vec<FiredAction>,
+    say: Vec<String>,
+    ended: bool,
+) -> mpsc::Receiver<BrainEvent> {
+    let (tx, rx) = mpsc::channel(16);
+    tokio::spawn(async move {
+        // The actions first, as a model's tools come before its words: a turn whose
+        // tools ran stands even if the caller talks on before any line plays. Once the
+        // caller stops listening the lines go nowhere, but the actions still run: the
+        // conversation has moved on past them.
+        let mut listening = true;
+        for (n, action) in (first_tool..).zip(actions) {
+            let used = scope.carry_out(n, action).await;
+            if listening && tx.send(used).await.is_err() {
+                listening = false;
+            }
+        }
+        for (i, mut line) in say.into_iter().enumerate() {
+            if !listening {
+                break;
+            }
+            // A space between lines lets the conversation cut them into sentences.
+            if i > 0 {
+                line.insert(0, ' ');
+            }
+            if tx.send(BrainEvent::Text(line)).await.is_err() {
+                listening = false;
+            }
+        }
+        if listening && ended {
+            let _ = tx.send(BrainEvent::EndCall).await;
+        }
+        let _ = tx.send(BrainEvent::Done).await;
+    });
+    rx
 }
 
 /// A caller turn as the conversation wrote it: words, then any keys as "(the caller

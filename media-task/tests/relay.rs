@@ -488,6 +488,124 @@ async fn the_brain_ends_the_call_after_its_own_goodbye() {
     assert_eq!(turns[2]["text"], "Thanks for calling. Goodbye!");
 }
 
+/// The hand-overs the call's history shows (mode, reason).
+fn transfers(events: &[CallEvent]) -> Vec<(String, String)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            CallEvent::TransferRequested { mode, reason } => Some((mode.clone(), reason.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_asking_for_a_person_is_handed_over_without_asking_the_model() {
+    let (world, ids) = world(relay_settings(), 1, false).await;
+    let call_id = &ids[0];
+    world
+        .chat
+        .push(Reply::text("We have tables at seven and eight."));
+    let heard = relay_caller::call(
+        &dial(&world.url, call_id, "VXperson"),
+        vec![
+            answer(5),
+            say("Do you have a table tonight?"),
+            answer(10),
+            say("Can I speak to a real person please"),
+            answer(5),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        heard.answers[2],
+        "Sure. Let me connect you with someone from the team."
+    );
+    assert_eq!(handoff_reason(&heard), "agent_ended");
+    // The model answered the first turn only: the request for a person never reached it.
+    assert_eq!(world.chat.requests().len(), 1);
+    let events = records(&world, call_id).await;
+    assert_eq!(
+        transfers(&events),
+        [("warm".to_owned(), "asked_for_person".to_owned())]
+    );
+    assert!(events.iter().any(
+        |e| matches!(e, CallEvent::ToolCalled { name, ok: true } if name == "transfer_to_human")
+    ));
+    assert_eq!(ended(&events), ("agent_ended".into(), 2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_turns_in_a_row_with_nothing_understood_go_to_a_person() {
+    let (world, ids) = world(relay_settings(), 1, false).await;
+    let call_id = &ids[0];
+    world
+        .chat
+        .push(Reply::text("Sorry, could you say that again?"));
+    world.chat.push(Reply::text("I didn't quite catch that."));
+    let heard = relay_caller::call(
+        &dial(&world.url, call_id, "VXmisses"),
+        vec![
+            answer(5),
+            say("um"),
+            answer(10),
+            say("uh"),
+            answer(10),
+            say("hmm"),
+            answer(5),
+        ],
+    )
+    .await
+    .unwrap();
+    assert!(
+        heard.answers[3].contains("connect you with someone"),
+        "{:?}",
+        heard.answers
+    );
+    // The first two went to the model; the third is the guard's.
+    assert_eq!(world.chat.requests().len(), 2);
+    let events = records(&world, call_id).await;
+    assert_eq!(
+        transfers(&events),
+        [("warm".to_owned(), "not_understood".to_owned())]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_flows_turn_limit_a_model_hands_over_instead_of_hanging_up() {
+    let mut settings = relay_settings();
+    let mut flow = parley_shared::flow::Flow::default_for(Industry::Appointments);
+    flow.max_turns = 1;
+    settings.flow = Some(flow);
+    let (world, ids) = world(settings, 1, false).await;
+    let call_id = &ids[0];
+    world.chat.push(Reply::text("What day suits you?"));
+    let heard = relay_caller::call(
+        &dial(&world.url, call_id, "VXturns"),
+        vec![
+            answer(5),
+            say("I need a checkup"),
+            answer(10),
+            say("maybe next week"),
+            answer(5),
+        ],
+    )
+    .await
+    .unwrap();
+    assert!(
+        heard.answers[2].contains("colleague"),
+        "{:?}",
+        heard.answers
+    );
+    assert_eq!(world.chat.requests().len(), 1);
+    let events = records(&world, call_id).await;
+    assert_eq!(
+        transfers(&events),
+        [("warm".to_owned(), "max_turns".to_owned())]
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn max_turns_says_goodbye_then_ends_the_session() {
     let mut settings = relay_settings();

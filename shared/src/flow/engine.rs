@@ -36,9 +36,9 @@ use crate::slots::{self, When};
 const SORRY_FIRST: &str = "Sorry, I didn't catch that.";
 const SORRY_AGAIN: &str = "Sorry, I still didn't get that.";
 /// The graceful exit when a flow has no `fallback` node.
-const GIVE_UP: &str =
+pub(crate) const GIVE_UP: &str =
     "I'm sorry, I'm having trouble understanding. Let me connect you with someone from the team.";
-const MAX_TURNS_LINE: &str =
+pub(crate) const MAX_TURNS_LINE: &str =
     "Let me bring in a colleague to help you with the rest. Please hold on.";
 const PAST: &str = "That time has already passed.";
 const CLOSED: &str = "We're closed at that time.";

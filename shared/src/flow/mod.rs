@@ -49,6 +49,7 @@
 mod defaults;
 mod definition;
 mod engine;
+mod guard;
 mod matcher;
 mod speech;
 mod template;
@@ -62,6 +63,7 @@ pub use definition::{
     Node, Scalar, SendConfirmation, Set, SlotKind, ToolName, Transfer, TransferMode,
 };
 pub use engine::{Context, FiredAction, FlowRun, Heard, Scope, SlotValue, Step};
+pub use guard::Guard;
 pub use template::render;
 
 /// The largest flow document read, in bytes: 200 full nodes fit well within it.
