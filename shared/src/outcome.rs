@@ -874,6 +874,19 @@ fn group(whole: &str, indian: bool) -> String {
 
 // --------------------------------------------------------------------------- text
 
+/// A summary written elsewhere (a language model's) made fit for the call's history:
+/// phone numbers replaced by `[number]`, on one line, at most [`MAX_SUMMARY_CHARS`].
+pub fn safe_summary(text: &str) -> String {
+    clip(&redact_numbers(text), MAX_SUMMARY_CHARS)
+}
+
+/// A detail from elsewhere (a model's extraction): trimmed, on one line, at most
+/// [`MAX_DETAIL_CHARS`]; `None` when empty.
+pub fn safe_detail(text: &str) -> Option<String> {
+    let text = clip(text, MAX_DETAIL_CHARS);
+    (!text.is_empty()).then_some(text)
+}
+
 /// Text on one line, without control characters, at most `max` characters: cut at a
 /// word, with an ellipsis, when longer.
 fn clip(text: &str, max: usize) -> String {

@@ -1586,3 +1586,18 @@ fn the_facts_say_whether_the_lead_was_qualified() {
         Some(LeadStatus::Qualified)
     );
 }
+
+#[test]
+fn a_models_summary_and_details_are_made_safe_for_the_history() {
+    use parley_shared::outcome::{MAX_DETAIL_CHARS, MAX_SUMMARY_CHARS, safe_detail, safe_summary};
+    assert_eq!(
+        safe_summary("Ana wants a viewing.\nCall her on +1 415 555 0123 after 5."),
+        "Ana wants a viewing. Call her on [number] after 5."
+    );
+    let long = "word ".repeat(300);
+    assert!(safe_summary(&long).chars().count() <= MAX_SUMMARY_CHARS);
+    assert!(safe_summary(&long).ends_with('…'));
+    assert_eq!(safe_detail("  500k  "), Some("500k".into()));
+    assert_eq!(safe_detail(" \n "), None);
+    assert!(safe_detail(&long).unwrap().chars().count() <= MAX_DETAIL_CHARS);
+}

@@ -14,7 +14,9 @@ use parley_shared::aggregate::load_any;
 use parley_shared::domain::agent::{
     AfterHours, Agent, AgentSettings, AgentStatus, ConversationMode, VoiceProvider,
 };
-use parley_shared::domain::call::{AnsweredBy, Call, CallCommand, CallStatus, Carrier, Direction};
+use parley_shared::domain::call::{
+    AnsweredBy, Call, CallCommand, CallEvent, CallOutcome, CallStatus, Carrier, Direction,
+};
 use parley_shared::domain::campaign::{Campaign, Voicemail};
 use parley_shared::domain::number::{self, Number};
 use parley_shared::domain::{CallId, PhoneNumber, TenantId};
@@ -293,6 +295,7 @@ async fn outbound(
         if answered_by.is_machine() {
             // The agent never talks to a machine: the campaign's voicemail does.
             let voicemail = campaign_voicemail(state, &call).await.map_err(internal)?;
+            machine_outcome(state, &tenant, &call_id, &voicemail, answered_by).await;
             return Ok(twiml(voicemail_twiml(&voicemail, answered_by)));
         }
     }
@@ -469,10 +472,38 @@ async fn leave_voicemail(
         Ok(voicemail) => {
             let left_message = matches!(voicemail, Voicemail::LeaveMessage { .. });
             tracing::info!(call_id = %call_id, tenant_id = %tenant, left_message, "machine answered: call taken over");
+            machine_outcome(state, tenant, call_id, &voicemail, answered_by).await;
         }
         Err(e) => {
             tracing::warn!(call_id = %call_id, tenant_id = %tenant, error = %e, "could not take over the call a machine answered");
         }
+    }
+}
+
+/// Records what a call a machine answered came to: voicemail, and whether a message
+/// was left. The first outcome stands, so a media task that saw the call too changes
+/// nothing; a failure is logged, the call goes on.
+async fn machine_outcome(
+    state: &WebhookState,
+    tenant: &str,
+    call_id: &CallId,
+    voicemail: &Voicemail,
+    answered_by: AnsweredBy,
+) {
+    let summary = match voicemail {
+        Voicemail::LeaveMessage { .. } if answered_by != AnsweredBy::Fax => {
+            "A machine answered; the campaign's message was left."
+        }
+        _ if answered_by == AnsweredBy::Fax => "A fax machine answered; the call was ended.",
+        _ => "A machine answered; no message was left.",
+    };
+    let fact = CallEvent::OutcomeClassified {
+        outcome: CallOutcome::Voicemail,
+        summary: summary.to_owned(),
+    };
+    let recorded = run_call(state, tenant, call_id, None, CallCommand::RecordMedia(fact)).await;
+    if recorded.is_err() {
+        tracing::warn!(call_id = %call_id, tenant_id = %tenant, "voicemail outcome not recorded");
     }
 }
 

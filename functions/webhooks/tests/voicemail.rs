@@ -19,7 +19,9 @@ use parley_shared::backend::Ports;
 use parley_shared::clock::SystemClock;
 use parley_shared::config::Config;
 use parley_shared::domain::agent::AgentStatus;
-use parley_shared::domain::call::{AnsweredBy, Call, CallCommand, CallStatus, Carrier, Direction};
+use parley_shared::domain::call::{
+    AnsweredBy, Call, CallCommand, CallEvent, CallOutcome, CallStatus, Carrier, Direction,
+};
 use parley_shared::domain::campaign::{Campaign, CampaignCommand, CampaignSettings};
 use parley_shared::domain::{AgentId, CallId, CampaignId, PhoneNumber, TenantId};
 use parley_shared::embedded::Embedded;
@@ -284,6 +286,25 @@ impl World {
         assert_eq!(status, StatusCode::NO_CONTENT, "{verdict}: {body}");
     }
 
+    /// The call's outcome, if classified, and its summary.
+    async fn outcome(&self, id: &CallId) -> Option<(CallOutcome, String)> {
+        let events = self
+            .ports
+            .events
+            .read_stream(&id.stream(), 1)
+            .await
+            .unwrap();
+        events.iter().find_map(|e| {
+            match parley_shared::event::decode::<CallEvent>(e)
+                .ok()
+                .flatten()?
+            {
+                CallEvent::OutcomeClassified { outcome, summary } => Some((outcome, summary)),
+                _ => None,
+            }
+        })
+    }
+
     async fn answered_by(&self, id: &CallId) -> Option<AnsweredBy> {
         load_any::<Call>(&*self.ports.events, &id.stream())
             .await
@@ -344,6 +365,14 @@ async fn a_machine_on_a_campaign_call_hears_the_message_then_a_hang_up() {
     assert_eq!(
         world.answered_by(&call_id).await,
         Some(AnsweredBy::MachineEndBeep)
+    );
+
+    assert_eq!(
+        world.outcome(&call_id).await,
+        Some((
+            CallOutcome::Voicemail,
+            "A machine answered; the campaign's message was left.".into()
+        ))
     );
 
     // Twilio redelivers the verdict: the message is not started over.
@@ -483,6 +512,14 @@ async fn a_synchronous_machine_verdict_answers_the_voicemail_twiml() {
     let (status, twiml) = world.post(&voice(&fax), &params).await;
     assert_eq!(status, StatusCode::OK, "{twiml}");
     assert!(twiml.ends_with("<Response><Hangup/></Response>"), "{twiml}");
+    assert_eq!(
+        world.outcome(&call_id).await.map(|o| o.0),
+        Some(CallOutcome::Voicemail)
+    );
+    assert_eq!(
+        world.outcome(&fax).await.map(|o| o.1),
+        Some("A fax machine answered; the call was ended.".into())
+    );
 
     // A person still reaches the agent.
     let human = world.placed_call(Some(&campaign), "CA752").await;
