@@ -34,6 +34,7 @@ use crate::session::{self, End, Link, Outcome, Parts};
 use crate::stt::SpeechToText;
 use crate::tools::{CallScope, CallTools};
 use crate::tts::TextToSpeech;
+use crate::wrapup::CallLog;
 
 /// The vendors a call can use, and how turns are judged.
 #[derive(Clone)]
@@ -165,6 +166,23 @@ pub(crate) struct CallAgent {
     scope: CallScope,
 }
 
+impl CallAgent {
+    /// The wrap-up of a call no model answered.
+    pub(crate) fn after_call(&self) -> AfterCall {
+        AfterCall {
+            log: self.scope.log.clone(),
+            model: None,
+        }
+    }
+}
+
+/// What the call's wrap-up needs: what the brain did, and the model that answered
+/// (it writes the call's notes).
+pub(crate) struct AfterCall {
+    pub log: Arc<CallLog>,
+    pub model: Option<Arc<dyn LanguageModel>>,
+}
+
 /// The conversation's settings from the agent's.
 pub(crate) fn conversation_settings(agent: &CallAgent, greeting: String) -> conversation::Settings {
     let mut conversation = conversation::Settings::new(greeting);
@@ -281,7 +299,7 @@ impl Calls {
             return End::Conversation(conversation::EndReason::VendorFailed);
         };
         let call_id = claims.call_id.as_str();
-        let parts = match self.parts(&ctx, &id).await {
+        let (parts, after) = match self.parts(&ctx, &id).await {
             Ok(parts) => parts,
             Err(e) => {
                 tracing::warn!(tenant_id = %claims.tenant_id, call_id, error = %e, "cannot hold the call");
@@ -308,11 +326,15 @@ impl Calls {
             None
         };
         let outcome = session::run(socket, link, &parts, metrics, recorder).await;
-        self.keep(&ctx, &id, outcome).await
+        self.keep(&ctx, &id, outcome, after).await
     }
 
     /// The call's agent, direction and lead, turned into what the session needs.
-    async fn parts(&self, ctx: &Context, call_id: &CallId) -> Result<Parts, CallSetupError> {
+    async fn parts(
+        &self,
+        ctx: &Context,
+        call_id: &CallId,
+    ) -> Result<(Parts, AfterCall), CallSetupError> {
         let tenant_id = ctx.tenant_id.as_str();
         let Callee {
             settings: agent,
@@ -329,7 +351,7 @@ impl Calls {
         let stt = stt
             .or_else(|| vendors.stt.clone())
             .ok_or(CallSetupError::NoVendor("speech recogniser"))?;
-        let brain = self.brain(tenant_id, &agent).await?;
+        let (brain, after) = self.brain(tenant_id, &agent).await?;
         let voice = match chosen {
             Some(d) => d.voice(secrets, tenant_id, settings).await?,
             None => None,
@@ -342,7 +364,7 @@ impl Calls {
                 .await
                 .ok_or(CallSetupError::NoVendor("voice"))?,
         };
-        Ok(Parts {
+        let parts = Parts {
             stt,
             brain,
             voice,
@@ -352,7 +374,8 @@ impl Calls {
             min_speech_ms: vendors.min_speech_ms,
             silence_ms: vendors.silence_ms,
             record: settings.recording,
-        })
+        };
+        Ok((parts, after))
     }
 
     /// The brain that answers the call: the language model the agent chooses, else the
@@ -363,9 +386,10 @@ impl Calls {
         &self,
         tenant_id: &str,
         agent: &CallAgent,
-    ) -> Result<Arc<dyn Brain>, CallSetupError> {
+    ) -> Result<(Arc<dyn Brain>, AfterCall), CallSetupError> {
+        let mut after = agent.after_call();
         if let Some(script) = &agent.script {
-            return Ok(script.clone());
+            return Ok((script.clone(), after));
         }
         let settings = &agent.settings;
         let chosen = match self.deployment(settings)? {
@@ -379,13 +403,11 @@ impl Calls {
             Some(tools) => tools.clone(),
             None => Arc::new(CallTools::new(agent.scope.clone())),
         };
+        after.model = Some(llm.clone());
         let model = Arc::new(LlmBrain::new(llm, tools));
         let guard = guard(&agent.settings);
-        Ok(Arc::new(GuardedBrain::new(
-            model,
-            guard,
-            agent.scope.clone(),
-        )))
+        let brain = GuardedBrain::new(model, guard, agent.scope.clone());
+        Ok((Arc::new(brain), after))
     }
 
     /// Whether a language model answers for the agent: its own choice, else the
@@ -465,6 +487,7 @@ impl Calls {
             time_zone,
             hours: hours.week.clone(),
             qualification: tenant.qualification,
+            log: Arc::default(),
         };
         let script =
             flow.map(|flow| ScriptBrain::start(flow, fields.clone().into_map(), scope.clone()));
@@ -509,7 +532,13 @@ impl Calls {
 
     /// Stores the transcript and recording and writes the call's events; each record
     /// on its own, so one failing loses none of the others.
-    pub(crate) async fn keep(&self, ctx: &Context, id: &CallId, outcome: Outcome) -> End {
+    pub(crate) async fn keep(
+        &self,
+        ctx: &Context,
+        id: &CallId,
+        outcome: Outcome,
+        after: AfterCall,
+    ) -> End {
         let call_id = id.to_string();
         let call_id = call_id.as_str();
         let Outcome {
@@ -537,6 +566,9 @@ impl Calls {
             },
         )
         .await;
+        // Before the transcript is stored: a call whose transcript is in has its outcome.
+        self.wrap_up(ctx, id, end.reason(), turns, &transcript, &after)
+            .await;
         let tenant = ctx.tenant_id.as_str();
         let key = format!("transcripts/{tenant}/{call_id}.json");
         let doc = TranscriptDoc {

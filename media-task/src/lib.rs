@@ -38,3 +38,4 @@ pub mod twilio_stream;
 pub mod vad;
 pub mod vendor;
 pub mod voices;
+pub mod wrapup;

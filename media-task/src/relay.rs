@@ -75,11 +75,11 @@ impl Calls {
         };
         // Twilio hears and speaks: only the brain is needed. Without one the caller
         // hears the apology rather than silence.
-        let brain = match self.brain(tenant_id, &settings).await {
-            Ok(brain) => Some(brain),
+        let (brain, after) = match self.brain(tenant_id, &settings).await {
+            Ok((brain, after)) => (Some(brain), after),
             Err(e) => {
                 tracing::error!(tenant_id, call_id, error = %e, "no brain for the relay call");
-                None
+                (None, settings.after_call())
             }
         };
         self.note(
@@ -103,7 +103,7 @@ impl Calls {
         };
         let end = call.converse().await;
         let outcome = call.finish(end);
-        self.keep(&ctx, &id, outcome).await
+        self.keep(&ctx, &id, outcome, after).await
     }
 }
 

@@ -99,6 +99,8 @@ impl Brain for ScriptBrain {
             }
             let before = state.run.clone();
             let step = state.run.hear(&heard, now);
+            // The answers so far are the call's details, whatever comes of it.
+            self.scope.log.answers(state.run.slots());
             if step.actions.is_empty() {
                 state.undo = Some(Undo { turns, before });
             }
@@ -180,9 +182,7 @@ mod tests {
     use super::*;
     use parley_shared::aggregate::Context;
     use parley_shared::backend::Ports;
-    use parley_shared::domain::agent::Week;
     use parley_shared::domain::ids::CallId;
-    use parley_shared::qualify::QualificationSettings;
 
     #[test]
     fn keys_are_read_from_the_turns_suffix_and_anything_else_is_words() {
@@ -255,19 +255,12 @@ nodes:
             5,
         )
         .unwrap();
-        let scope = CallScope {
-            ports: Ports::embedded(embedded),
-            ctx: Context {
-                tenant_id: "t".into(),
-                correlation_id: "c".into(),
-                idempotency_key: None,
-            },
-            call_id: CallId::new(),
-            lead_id: None,
-            time_zone: None,
-            hours: Week::default(),
-            qualification: QualificationSettings::default(),
+        let ctx = Context {
+            tenant_id: "t".into(),
+            correlation_id: "c".into(),
+            idempotency_key: None,
         };
+        let scope = CallScope::new(Ports::embedded(embedded), ctx, CallId::new());
         let flow = Flow::parse_yaml(PATIENT).unwrap();
         let (brain, greeting) = ScriptBrain::start(flow, BTreeMap::new(), scope);
         assert_eq!(greeting, "When suits you?");

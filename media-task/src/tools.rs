@@ -8,9 +8,10 @@
 //! nearest open time offered.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, Utc};
+use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, NaiveTime, Utc};
 use parley_shared::aggregate::{self, Context};
 use parley_shared::backend::Ports;
 use parley_shared::domain::agent::Week;
@@ -28,6 +29,9 @@ use serde_json::{Value, json};
 
 use crate::brain::{BrainEvent, ToolOutput, Tools};
 use crate::llm::{ToolCall, ToolSpec};
+use crate::wrapup::CallLog;
+use parley_shared::confirmation::{ConfirmationJob, MAX_TEXT_CHARS};
+use parley_shared::outcome::BrainAct;
 
 /// A meeting's length when nobody says.
 const DEFAULT_MEETING_MINUTES: u32 = 30;
@@ -48,9 +52,26 @@ pub struct CallScope {
     /// When appointments may be made, in that zone's local time (empty: any time).
     pub hours: Week,
     pub qualification: QualificationSettings,
+    /// What the brain did during the call, for the call's wrap-up.
+    pub log: Arc<CallLog>,
 }
 
 impl CallScope {
+    /// A scope for `call_id` with no lead, in UTC, open at all hours and under the
+    /// default qualification rules; set the fields that differ.
+    pub fn new(ports: Ports, ctx: Context, call_id: CallId) -> CallScope {
+        CallScope {
+            ports,
+            ctx,
+            call_id,
+            lead_id: None,
+            time_zone: None,
+            hours: Week::default(),
+            qualification: QualificationSettings::default(),
+            log: Arc::default(),
+        }
+    }
+
     /// The local time now, in the agent's zone.
     pub fn local_now(&self) -> NaiveDateTime {
         let utc = self.ports.clock.now();
@@ -69,8 +90,9 @@ impl CallScope {
         }
     }
 
-    /// `local` in UTC; a local time a clock change skips takes the moment the clock
-    /// resumes, and an ambiguous one its first occurrence.
+    /// `local` in UTC; a local time a clock change skips moves on by the change (02:30
+    /// becomes 03:30 when clocks go forward an hour), and an ambiguous one takes its
+    /// first occurrence.
     fn to_utc(&self, local: NaiveDateTime) -> DateTime<Utc> {
         let Some(zone) = &self.time_zone else {
             return local.and_utc();
@@ -108,10 +130,15 @@ impl CallScope {
                 at,
                 duration_minutes,
                 kind,
-            } => self.book(title, at, duration_minutes, kind).await,
+            } => self
+                .book(title, at, duration_minutes, kind)
+                .await
+                .map(|(_, booked)| booked),
             FiredAction::Transfer { mode, reason } => self.transfer(mode, &reason).await,
-            FiredAction::End { outcome } => Ok(ended(outcome.as_deref())),
-            FiredAction::SendConfirmation { channel, .. } => self.confirm(channel).await,
+            FiredAction::End { outcome } => Ok(self.end(outcome)),
+            FiredAction::SendConfirmation {
+                channel, message, ..
+            } => self.confirm(channel, Some(message)).await,
             FiredAction::Callback { at } => self.callback(at).await,
         };
         BrainEvent::ToolUsed {
@@ -157,6 +184,10 @@ impl CallScope {
     async fn qualify(&self, assessment: Assessment) -> Result<String, String> {
         let qualification = qualify::score(assessment, &self.qualification);
         self.on_lead(qualification.command()).await?;
+        self.log.act(BrainAct::Qualified {
+            temperature: qualification.temperature,
+            score: qualification.score,
+        });
         Ok(format!(
             "qualified {:?} at {}",
             qualification.temperature, qualification.score
@@ -165,14 +196,34 @@ impl CallScope {
     }
 
     /// Books `at` (local time) if it is to come and inside the agent's hours; else
-    /// says why not and which open time is nearest.
+    /// says why not and which open time is nearest. The appointment's id, and what
+    /// was booked.
     async fn book(
         &self,
         title: String,
         at: NaiveDateTime,
         duration_minutes: u32,
         kind: MeetingKind,
-    ) -> Result<String, String> {
+    ) -> Result<(AppointmentId, String), String> {
+        let booked = self.try_book(title, at, duration_minutes, kind).await;
+        self.log.act(BrainAct::Booked {
+            at,
+            kind,
+            ok: booked.is_ok(),
+        });
+        if let Ok((id, _)) = &booked {
+            self.log.booked(id.clone(), at);
+        }
+        booked
+    }
+
+    async fn try_book(
+        &self,
+        title: String,
+        at: NaiveDateTime,
+        duration_minutes: u32,
+        kind: MeetingKind,
+    ) -> Result<(AppointmentId, String), String> {
         let now = self.local_now();
         if at < now {
             return Err(format!("{} has already passed", self.speak(at)));
@@ -180,12 +231,12 @@ impl CallScope {
         if !self.hours.is_open_at(at) {
             return Err(match self.hours.next_open(at) {
                 Some(open) => format!(
-                    "closed at {}; the nearest open time is {} ({})",
+                    "closed {}; the nearest open time is {} ({})",
                     self.speak(at),
                     self.speak(open),
                     open.format("%Y-%m-%dT%H:%M")
                 ),
-                None => format!("closed at {}", self.speak(at)),
+                None => format!("closed {}", self.speak(at)),
             });
         }
         let lead_id = self.lead()?.clone();
@@ -207,7 +258,8 @@ impl CallScope {
         )
         .await
         .map_err(|e| e.to_string())?;
-        Ok(format!("booked appointment {id} for {}", self.speak(at)))
+        let booked = format!("booked appointment {id} for {}", self.speak(at));
+        Ok((id, booked))
     }
 
     async fn transfer(&self, mode: TransferMode, reason: &str) -> Result<String, String> {
@@ -220,6 +272,14 @@ impl CallScope {
             reason: reason.to_owned(),
         };
         crate::call::record(&self.ports, &self.ctx, &self.call_id, event).await?;
+        self.log.act(BrainAct::TransferAsked {
+            mode: if mode == "warm" {
+                TransferMode::Warm
+            } else {
+                TransferMode::Cold
+            },
+            reason: reason.to_owned(),
+        });
         Ok(format!(
             "a {mode} transfer to a person ({reason}) once the line ends; tell the caller \
              you are passing them to a colleague"
@@ -235,25 +295,62 @@ impl CallScope {
             call_id: Some(self.call_id.clone()),
         };
         self.on_lead(command).await?;
+        self.log.act(BrainAct::CallbackAsked { at: Some(local) });
         Ok(match at {
             Some(_) => format!("callback scheduled for {}", self.speak(local)),
             None => "callback scheduled as soon as possible".to_owned(),
         })
     }
 
-    /// Queues a confirmation of the call's booking to the lead.
-    async fn confirm(&self, channel: Channel) -> Result<String, String> {
-        self.lead()?;
-        let channel = match channel {
+    /// Queues a confirmation to the lead, of the appointment booked during the call
+    /// when there was one: `text`, or a plain one naming the appointment's time.
+    async fn confirm(&self, channel: Channel, text: Option<String>) -> Result<String, String> {
+        let lead_id = self.lead()?.clone();
+        let booking = self.log.last_booking();
+        let text = text
+            .map(|t| t.trim().chars().take(MAX_TEXT_CHARS).collect::<String>())
+            .filter(|t| !t.is_empty())
+            .unwrap_or_else(|| match &booking {
+                Some((_, at)) => format!(
+                    "Your appointment is confirmed for {}.",
+                    at.format("%A %-d %B at %H:%M")
+                ),
+                None => "Thank you for your call. We look forward to speaking again.".into(),
+            });
+        let appointment_id = booking.map(|(id, _)| id);
+        let job = ConfirmationJob {
+            tenant_id: self.tenant()?,
+            call_id: self.call_id.clone(),
+            lead_id,
+            appointment_id: appointment_id.clone(),
+            channel,
+            text,
+        };
+        // Queued before it is recorded: a confirmation the call's history shows is one
+        // the sender has.
+        self.ports
+            .message_queue
+            .send(&job.to_body(), std::time::Duration::ZERO)
+            .await
+            .map_err(|e| e.to_string())?;
+        let name = match channel {
             Channel::Sms => "sms",
             Channel::Whatsapp => "whatsapp",
         };
         let event = CallEvent::ConfirmationQueued {
-            channel: channel.to_owned(),
-            appointment_id: None,
+            channel: name.to_owned(),
+            appointment_id,
         };
         crate::call::record(&self.ports, &self.ctx, &self.call_id, event).await?;
-        Ok(format!("a {channel} confirmation is on its way"))
+        self.log.act(BrainAct::ConfirmationQueued { channel });
+        Ok(format!("a confirmation by {name} is on its way"))
+    }
+
+    /// The call ends after the goodbye.
+    fn end(&self, outcome: Option<String>) -> String {
+        let said = ended(outcome.as_deref());
+        self.log.act(BrainAct::Ended { outcome });
+        said
     }
 }
 
@@ -312,10 +409,10 @@ impl CallTools {
         let args: Value = if arguments.trim().is_empty() {
             json!({})
         } else {
-            serde_json::from_str(arguments).map_err(|_| "arguments: not a JSON object")?
+            serde_json::from_str(arguments).map_err(|e| format!("arguments: not JSON ({e})"))?
         };
         if !args.is_object() {
-            return Err("arguments: not a JSON object".to_owned());
+            return Err("arguments: expected a JSON object".to_owned());
         }
         let scope = &self.scope;
         let content = match tool {
@@ -328,11 +425,11 @@ impl CallTools {
             }
             ToolName::CheckAvailability => {
                 let a: AvailabilityArgs = parse(args)?;
-                availability(scope, &a.date)?
+                availability(scope, &required("date", a.date)?)?
             }
             ToolName::BookAppointment => {
                 let a: BookArgs = parse(args)?;
-                let at = local_time("start", &a.start)?;
+                let at = local_time("start", &required("start", a.start)?)?;
                 let minutes = a.duration_minutes.unwrap_or(DEFAULT_MEETING_MINUTES);
                 if !DURATION_MINUTES.contains(&minutes) {
                     return Err(format!(
@@ -347,11 +444,13 @@ impl CallTools {
                     .filter(|t| !t.is_empty())
                     .unwrap_or_else(|| "Appointment".to_owned());
                 let kind = a.kind.unwrap_or(MeetingKind::InPerson);
-                scope.book(title, at, minutes, kind).await?
+                scope.book(title, at, minutes, kind).await?.1
             }
             ToolName::SendConfirmation => {
                 let a: ConfirmArgs = parse(args)?;
-                scope.confirm(a.channel.unwrap_or(Channel::Sms)).await?
+                scope
+                    .confirm(a.channel.unwrap_or(Channel::Sms), None)
+                    .await?
             }
             ToolName::ScheduleCallback => {
                 let a: CallbackArgs = parse(args)?;
@@ -375,8 +474,9 @@ impl CallTools {
             }
             ToolName::EndCall => {
                 let a: EndArgs = parse(args)?;
+                let outcome = a.outcome.map(|o| o.trim().chars().take(80).collect());
                 return Ok(ToolOutput {
-                    content: ended(a.outcome.as_deref()),
+                    content: scope.end(outcome),
                     end_call: true,
                 });
             }
@@ -400,7 +500,15 @@ impl Tools for CallTools {
             .find(|t| tool_id(*t) == call.name);
         let result = match tool {
             Some(tool) => self.run(tool, &call.arguments).await,
-            None => Err(format!("there is no tool named {}", call.name)),
+            None => Err(format!(
+                "there is no tool named {}; the tools are {}",
+                call.name,
+                self.offered
+                    .iter()
+                    .map(|t| tool_id(*t))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
         };
         match result {
             Ok(output) => output,
@@ -503,14 +611,15 @@ fn spec(tool: ToolName) -> Option<ToolSpec> {
     })
 }
 
+// Required fields are options too, so that a missing one is named like any other.
 #[derive(Deserialize)]
 struct AvailabilityArgs {
-    date: String,
+    date: Option<String>,
 }
 
 #[derive(Deserialize)]
 struct BookArgs {
-    start: String,
+    start: Option<String>,
     duration_minutes: Option<u32>,
     kind: Option<MeetingKind>,
     title: Option<String>,
@@ -548,6 +657,11 @@ fn parse<T: serde::de::DeserializeOwned>(args: Value) -> Result<T, String> {
     })
 }
 
+/// A required argument's value; missing or `null` is an error naming it.
+fn required<T>(field: &str, value: Option<T>) -> Result<T, String> {
+    value.ok_or_else(|| format!("{field}: required"))
+}
+
 /// A local date and time as a model writes it.
 fn local_time(field: &str, text: &str) -> Result<NaiveDateTime, String> {
     let text = text.trim();
@@ -569,22 +683,36 @@ fn availability(scope: &CallScope, date: &str) -> Result<String, String> {
     if hours.is_empty() {
         return Ok(format!("{day}: open all day"));
     }
-    let mut spans: Vec<_> = hours.day(chrono::Datelike::weekday(&day)).to_vec();
-    spans.sort_by_key(|s| s.open);
-    if spans.is_empty() {
-        let from = day.and_time(chrono::NaiveTime::MIN).max(now);
+    let spans = hours.day(chrono::Datelike::weekday(&day));
+    // Today, only what is left of the day is open to offer.
+    let today = day == now.date();
+    let mut left: Vec<(NaiveTime, NaiveTime)> = spans
+        .iter()
+        .filter(|s| !today || s.close > now.time())
+        .map(|s| match today {
+            true => (s.open.max(now.time()), s.close),
+            false => (s.open, s.close),
+        })
+        .collect();
+    left.sort();
+    if left.is_empty() {
+        let closed = match today && !spans.is_empty() {
+            true => "closed for the rest of the day",
+            false => "closed",
+        };
+        let from = day.and_time(NaiveTime::MIN).max(now);
         return Ok(match hours.next_open(from) {
             Some(open) => format!(
-                "{day}: closed; the next opening is {} ({})",
+                "{day}: {closed}; the next opening is {} ({})",
                 scope.speak(open),
                 open.format("%Y-%m-%dT%H:%M")
             ),
-            None => format!("{day}: closed"),
+            None => format!("{day}: {closed}"),
         });
     }
-    let open: Vec<String> = spans
+    let open: Vec<String> = left
         .iter()
-        .map(|s| format!("{}–{}", s.open.format("%H:%M"), s.close.format("%H:%M")))
+        .map(|(open, close)| format!("{}–{}", open.format("%H:%M"), close.format("%H:%M")))
         .collect();
     Ok(format!("{day}: open {}", open.join(", ")))
 }

@@ -375,7 +375,7 @@ async fn a_call_is_greeted_answered_keyed_interrupted_and_kept() {
     assert!(heard.bad_frames.is_empty(), "{:?}", heard.bad_frames);
 
     // The recogniser heard the caller; the brain was asked with the caller's words.
-    let asked = world.chat.requests();
+    let asked = common::asked(&world.chat);
     assert_eq!(asked.len(), 3, "one answer per caller turn: {asked:?}");
     assert_eq!(last_user(&asked[0].body), BOOKING);
     let context = asked[0].body["messages"].as_array().unwrap();
@@ -541,7 +541,7 @@ async fn exotel_calls_at_8_and_16_khz_are_held_in_the_streams_own_format() {
         .collect();
     rates.sort();
     assert_eq!(rates, ["16000", "8000"]);
-    let asked = world.chat.requests();
+    let asked = common::asked(&world.chat);
     assert_eq!(asked.len(), 2);
     assert!(asked.iter().all(|r| last_user(&r.body) == BOOKING));
 }
@@ -552,7 +552,10 @@ async fn at_its_turn_limit_the_agent_says_goodbye_and_ends_the_call() {
     settings.max_turns = 1;
     let (world, call_id) = world(settings, &[BOOKING]).await;
     let (heard, records) = closed_call(&world, &call_id, GOODBYE, "max_turns").await;
-    assert!(world.chat.requests().is_empty(), "no answer past the limit");
+    assert!(
+        common::asked(&world.chat).is_empty(),
+        "no answer past the limit"
+    );
     let spoken: Vec<Value> = world
         .voice
         .requests()
@@ -709,7 +712,7 @@ async fn a_vendor_failing_for_good_mid_call_ends_it_with_an_apology_and_keeps_th
         world.chat.push(Reply::error(500));
         let (_, records) = closed_call(&world, &call_id, APOLOGY, "vendor_failed").await;
         assert_eq!(records.speakers(), ["agent", "caller", "agent"]);
-        let asked = world.chat.requests();
+        let asked = common::asked(&world.chat);
         assert_eq!(asked.len(), 2, "one try and one retry");
         assert!(asked.iter().all(|r| r.status == 500));
         assert_eq!(last_user(&asked[0].body), BOOKING);
@@ -827,7 +830,7 @@ async fn a_recogniser_that_drops_mid_call_is_reopened_and_the_call_goes_on() {
     assert!(connections.len() >= 2, "{connections:?}");
     assert_eq!(connections[0].finals, [BOOKING]);
     assert_eq!(connections[1].finals, ["For four people"]);
-    let asked = world.chat.requests();
+    let asked = common::asked(&world.chat);
     assert_eq!(asked.len(), 2);
     assert_eq!(last_user(&asked[0].body), BOOKING);
     assert_eq!(last_user(&asked[1].body), "For four people");

@@ -21,9 +21,9 @@ use parley_media::vendor::Endpoint;
 use parley_shared::aggregate;
 use parley_shared::clock::SystemClock;
 use parley_shared::domain::agent::{AgentSettings, ConversationMode, VoiceProvider};
-use parley_shared::domain::call::{CallEvent, Carrier};
+use parley_shared::domain::call::{CallEvent, CallOutcome, Carrier};
 use parley_shared::domain::ids::{CallId, LeadId};
-use parley_shared::domain::lead::{Lead, LeadCommand};
+use parley_shared::domain::lead::{Lead, LeadCommand, LeadStatus};
 use parley_shared::domain::values::PhoneNumber;
 use parley_shared::flow::Industry;
 use parley_shared::secrets::SecretString;
@@ -33,7 +33,8 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
 const SECRET: &str = "media-relay-test-stream-secret-0123456789";
-const TENANT: &str = "tenant-relay";
+// A real tenant id: what a call does to its lead is written for real tenants only.
+const TENANT: &str = "0195f0c0-5e1a-7000-8000-00000000aa01";
 const GOODBYE: &str = "Thank you for your time. Goodbye.";
 const APOLOGY: &str = "I'm sorry, I'm having trouble on my side. Please call back later. Goodbye.";
 
@@ -192,6 +193,10 @@ fn speakers(turns: &[Value]) -> Vec<&str> {
         .collect()
 }
 
+fn asked(world: &World) -> Vec<openai_chat::RecordedRequest> {
+    common::asked(&world.chat)
+}
+
 fn messages(request: &Value) -> Vec<Value> {
     request["messages"].as_array().unwrap().clone()
 }
@@ -253,7 +258,7 @@ async fn a_relay_call_is_greeted_answered_in_tokens_and_kept() {
 
     // The brain: the agent's prompt, what the caller heard, the caller's words, the
     // tool's round trip, and partial prompts joined into one turn.
-    let asked = world.chat.requests();
+    let asked = asked(&world);
     assert_eq!(asked.len(), 3, "{asked:?}");
     let first = messages(&asked[0].body);
     assert_eq!(first[0]["content"], "You take restaurant bookings.");
@@ -373,7 +378,7 @@ async fn an_interrupt_cancels_the_answer_and_the_context_keeps_what_was_heard() 
     // The brain's next context holds only what the caller heard.
     let what_was_heard = heard.interrupted[0].trim().to_owned();
     assert_eq!(what_was_heard, "We serve fresh");
-    let asked = world.chat.requests();
+    let asked = asked(&world);
     assert_eq!(asked.len(), 2);
     let context = messages(&asked[1].body);
     let n = context.len();
@@ -414,7 +419,7 @@ async fn keys_reach_the_brain_at_hash_or_after_a_pause() {
     .await
     .unwrap();
     assert_eq!(heard.answers.len(), 3, "{:?}", heard.answers);
-    let asked = world.chat.requests();
+    let asked = asked(&world);
     assert_eq!(asked.len(), 2);
     assert_eq!(
         last_user(&asked[0].body),
@@ -448,7 +453,7 @@ async fn a_model_answers_before_the_industry_flow_with_its_prompt_filled_in() {
     // The agent's greeting, not the flow's opening; the model answers.
     assert_eq!(heard.answers[0], "Hi Ana, this is Acme about your booking.");
     assert_eq!(heard.answers[1], "Of course.");
-    let asked = world.chat.requests();
+    let asked = asked(&world);
     assert_eq!(asked.len(), 1);
     assert_eq!(
         messages(&asked[0].body)[0]["content"],
@@ -474,7 +479,7 @@ async fn the_brain_ends_the_call_after_its_own_goodbye() {
     let goodbye_at = heard.tokens.last().unwrap().at_ms;
     assert!(heard.ends[0].1 >= goodbye_at, "end after the goodbye");
     // The model was asked once more after its tool, to say goodbye, and no more.
-    assert_eq!(world.chat.requests().len(), 2);
+    assert_eq!(asked(&world).len(), 2);
 
     let events = records(&world, call_id).await;
     assert_eq!(ended(&events), ("agent_ended".into(), 1));
@@ -524,7 +529,7 @@ async fn a_caller_asking_for_a_person_is_handed_over_without_asking_the_model() 
     );
     assert_eq!(handoff_reason(&heard), "agent_ended");
     // The model answered the first turn only: the request for a person never reached it.
-    assert_eq!(world.chat.requests().len(), 1);
+    assert_eq!(asked(&world).len(), 1);
     let events = records(&world, call_id).await;
     assert_eq!(
         transfers(&events),
@@ -564,7 +569,7 @@ async fn three_turns_in_a_row_with_nothing_understood_go_to_a_person() {
         heard.answers
     );
     // The first two went to the model; the third is the guard's.
-    assert_eq!(world.chat.requests().len(), 2);
+    assert_eq!(asked(&world).len(), 2);
     let events = records(&world, call_id).await;
     assert_eq!(
         transfers(&events),
@@ -598,12 +603,108 @@ async fn past_the_flows_turn_limit_a_model_hands_over_instead_of_hanging_up() {
         "{:?}",
         heard.answers
     );
-    assert_eq!(world.chat.requests().len(), 1);
+    assert_eq!(asked(&world).len(), 1);
     let events = records(&world, call_id).await;
     assert_eq!(
         transfers(&events),
         [("warm".to_owned(), "max_turns".to_owned())]
     );
+}
+
+/// The call's outcome and summary, once classified.
+fn outcome(events: &[CallEvent]) -> (CallOutcome, String) {
+    events
+        .iter()
+        .find_map(|e| match e {
+            CallEvent::OutcomeClassified { outcome, summary } => Some((*outcome, summary.clone())),
+            _ => None,
+        })
+        .expect("the call is classified")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_the_call_the_model_writes_its_notes_onto_the_call_and_the_lead() {
+    let (world, ids) = world(relay_settings(), 2, true).await;
+    world
+        .chat
+        .push(Reply::text("We have a table for four at eight."));
+    world.chat.push(Reply::text(
+        "```json\n{\"summary\": \"Ana asked for a table for four tonight; call her on 415 555 0123.\", \
+         \"details\": {\"party_size\": 4, \"occasion\": \"birthday\", \"phone\": \"415 555 0123\"}}\n```",
+    ));
+    let steps = || {
+        vec![
+            answer(5),
+            say("A table for four tonight, it's a birthday"),
+            answer(10),
+            Step::HangUp,
+        ]
+    };
+    relay_caller::call(&dial(&world.url, &ids[0], "VXnotes"), steps())
+        .await
+        .unwrap();
+    let events = records(&world, &ids[0]).await;
+    let (kind, summary) = outcome(&events);
+    // Nothing was booked or qualified: the call came to nothing the facts can name.
+    assert_eq!(kind, CallOutcome::Incomplete);
+    assert_eq!(
+        summary,
+        "Ana asked for a table for four tonight; call her on [number]."
+    );
+    // The model was given the whole conversation to write them from.
+    let notes: Vec<_> = world
+        .chat
+        .requests()
+        .into_iter()
+        .filter(|r| common::is_notes(&r.body))
+        .collect();
+    assert_eq!(notes.len(), 1);
+    assert_eq!(
+        notes[0].body["messages"][1]["content"],
+        "Agent: Hi Ana, this is Acme about your booking.\n\
+         Caller: A table for four tonight, it's a birthday\n\
+         Agent: We have a table for four at eight."
+    );
+    assert!(notes[0].body.get("tools").is_none());
+    let ctx = world.scene.ctx();
+    let call = aggregate::load::<parley_shared::domain::call::Call>(
+        &*world.scene.ports.events,
+        &ids[0].stream(),
+        &ctx.tenant_id,
+    )
+    .await
+    .unwrap()
+    .state;
+    let lead_id = call.lead_id.unwrap();
+    let lead = aggregate::load::<Lead>(
+        &*world.scene.ports.events,
+        &lead_id.stream(),
+        &ctx.tenant_id,
+    )
+    .await
+    .unwrap()
+    .state;
+    // The model's details, less the phone number; a person answered: contacted.
+    assert_eq!(
+        lead.details,
+        [
+            ("occasion".to_owned(), "birthday".to_owned()),
+            ("party_size".to_owned(), "4".to_owned())
+        ]
+        .into()
+    );
+    assert_eq!(lead.status, LeadStatus::Contacted);
+
+    // Notes the model cannot write leave the facts' own summary.
+    world.chat.push(Reply::text("Sure, no problem."));
+    world.chat.push(Reply::text("I'd rather not."));
+    relay_caller::call(&dial(&world.url, &ids[1], "VXnonotes"), steps())
+        .await
+        .unwrap();
+    let events = records(&world, &ids[1]).await;
+    let (kind, summary) = outcome(&events);
+    assert_eq!(kind, CallOutcome::Incomplete);
+    assert!(summary.contains("hung up"), "{summary}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -623,7 +724,7 @@ async fn max_turns_says_goodbye_then_ends_the_session() {
     assert_eq!(handoff_reason(&heard), "max_turns");
     let goodbye_at = heard.tokens.last().unwrap().at_ms;
     assert!(heard.ends[0].1 >= goodbye_at, "end after the goodbye");
-    assert!(world.chat.requests().is_empty(), "no answer past the limit");
+    assert!(asked(&world).is_empty(), "no answer past the limit");
 
     let events = records(&world, call_id).await;
     assert_eq!(ended(&events), ("max_turns".into(), 1));
@@ -727,7 +828,7 @@ async fn a_session_without_a_valid_token_is_refused_before_anything() {
             .all(|e| matches!(e, CallEvent::CallRequested { .. })),
         "{events:?}"
     );
-    assert!(world.chat.requests().is_empty());
+    assert!(asked(&world).is_empty());
     assert_eq!(world.state.metrics.calls.get(), 0);
 }
 

@@ -19,11 +19,12 @@ use parley_media::tts::TextToSpeech;
 use parley_media::tts::elevenlabs::{ElevenLabs, ElevenLabsVoice};
 use parley_media::vendor::Endpoint;
 use parley_shared::aggregate;
+use parley_shared::confirmation::ConfirmationJob;
 use parley_shared::domain::agent::{AgentSettings, ConversationMode, VoiceProvider};
 use parley_shared::domain::appointment::{AppointmentEvent, MeetingKind};
-use parley_shared::domain::call::{CallEvent, Carrier};
-use parley_shared::domain::ids::{CallId, LeadId, TenantId};
-use parley_shared::domain::lead::{LeadCommand, LeadEvent, Temperature};
+use parley_shared::domain::call::{CallEvent, CallOutcome, Carrier};
+use parley_shared::domain::ids::{AppointmentId, CallId, LeadId, TenantId};
+use parley_shared::domain::lead::{Lead, LeadCommand, LeadEvent, LeadStatus, Temperature};
 use parley_shared::domain::tenant::{Tenant, TenantCommand};
 use parley_shared::domain::values::{PhoneNumber, TimeZone};
 use parley_shared::event::{DomainEvent, RecordedEvent};
@@ -363,6 +364,45 @@ async fn a_flow_greets_books_in_the_tenants_time_and_ends_the_call() {
         .map(|t| t["name"].as_str().unwrap())
         .collect();
     assert_eq!(tools, ["book_appointment", "send_confirmation", "end_call"]);
+
+    // What the call came to, on the call and on its lead.
+    let outcome = events.iter().find_map(|e| match e {
+        CallEvent::OutcomeClassified { outcome, summary } => Some((*outcome, summary.clone())),
+        _ => None,
+    });
+    let (outcome, summary) = outcome.expect("the call is classified");
+    assert_eq!(outcome, CallOutcome::AppointmentSet);
+    assert!(summary.contains("in person"), "{summary}");
+    let tenant = world.scene.ctx().tenant_id;
+    let lead =
+        aggregate::load::<Lead>(&*world.scene.ports.events, &world.lead_id.stream(), &tenant)
+            .await
+            .unwrap()
+            .state;
+    assert_eq!(lead.status, LeadStatus::MeetingScheduled);
+    assert_eq!(lead.details["confirmed"], "yes");
+    assert!(
+        lead.details["appointment_time"].ends_with(" 14:00"),
+        "{:?}",
+        lead.details
+    );
+    // The confirmation waits on the message queue for the sender: ids and the text,
+    // never the lead's number.
+    let queued = world
+        .scene
+        .ports
+        .message_queue
+        .receive(10, Duration::from_secs(30), Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(queued.len(), 1, "{queued:?}");
+    let job = ConfirmationJob::parse(&queued[0].body).unwrap();
+    assert_eq!(job.lead_id, world.lead_id);
+    assert_eq!(job.call_id, call_id);
+    let booked_id = AppointmentId::parse(booked[0].0.stream.id()).unwrap();
+    assert_eq!(job.appointment_id, Some(booked_id));
+    assert!(job.text.contains("Acme Dental"), "{}", job.text);
+    assert!(!queued[0].body.contains("+1"), "{}", queued[0].body);
     drop(world.deepgram);
 }
 

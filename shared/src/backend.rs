@@ -20,6 +20,8 @@ pub struct Ports {
     pub events: Arc<dyn EventStore>,
     pub views: Arc<dyn ViewStore>,
     pub dial_queue: Arc<dyn Queue>,
+    /// Messages to leads (confirmations) waiting for the sender.
+    pub message_queue: Arc<dyn Queue>,
     pub blobs: Arc<dyn BlobStore>,
     /// Carrier credentials and vendor keys.
     pub secrets: Arc<dyn SecretStore>,
@@ -46,6 +48,8 @@ impl Ports {
                 views_table,
                 dial_queue_url,
                 dial_dead_letter_url,
+                message_queue_url,
+                message_dead_letter_url,
                 bucket,
                 secrets_prefix,
             } => {
@@ -61,6 +65,11 @@ impl Ports {
                         aws_sdk_sqs::Client::new(&sdk),
                         dial_queue_url.clone(),
                         dial_dead_letter_url.clone(),
+                    )),
+                    message_queue: Arc::new(SqsQueue::new(
+                        aws_sdk_sqs::Client::new(&sdk),
+                        message_queue_url.clone(),
+                        message_dead_letter_url.clone(),
                     )),
                     blobs: Arc::new(S3BlobStore::new(
                         crate::aws::s3_client(&sdk),
@@ -84,6 +93,7 @@ impl Ports {
             events: Arc::new(embedded.events.clone()),
             views: Arc::new(embedded.views.clone()),
             dial_queue: Arc::new(embedded.dial_queue.clone()),
+            message_queue: Arc::new(embedded.message_queue.clone()),
             blobs: Arc::new(embedded.blobs.clone()),
             secrets: Arc::new(embedded.secrets.clone()),
             clock: embedded.db.clock(),

@@ -23,6 +23,9 @@ pub enum BackendConfig {
         views_table: String,
         dial_queue_url: String,
         dial_dead_letter_url: String,
+        /// Messages to leads (confirmations) for the sender to deliver.
+        message_queue_url: String,
+        message_dead_letter_url: String,
         bucket: String,
         /// `PARLEY_SECRETS_PREFIX`: the SSM path the secrets live under, starting and
         /// ending with `/` (default `/parley/`).
@@ -96,6 +99,14 @@ impl Config {
                 dial_dead_letter_url: url(
                     "PARLEY_DIAL_DEAD_LETTER_URL",
                     require("PARLEY_DIAL_DEAD_LETTER_URL")?,
+                )?,
+                message_queue_url: url(
+                    "PARLEY_MESSAGE_QUEUE_URL",
+                    require("PARLEY_MESSAGE_QUEUE_URL")?,
+                )?,
+                message_dead_letter_url: url(
+                    "PARLEY_MESSAGE_DEAD_LETTER_URL",
+                    require("PARLEY_MESSAGE_DEAD_LETTER_URL")?,
                 )?,
                 bucket: require("PARLEY_BUCKET")?,
                 secrets_prefix: secrets_prefix(get("PARLEY_SECRETS_PREFIX"))?,
@@ -316,6 +327,14 @@ mod tests {
                 "PARLEY_DIAL_DEAD_LETTER_URL",
                 "https://sqs.eu-west-1.amazonaws.com/1/dial-dlq",
             ),
+            (
+                "PARLEY_MESSAGE_QUEUE_URL",
+                "https://sqs.eu-west-1.amazonaws.com/1/messages",
+            ),
+            (
+                "PARLEY_MESSAGE_DEAD_LETTER_URL",
+                "https://sqs.eu-west-1.amazonaws.com/1/messages-dlq",
+            ),
             ("PARLEY_BUCKET", "parley-media"),
         ];
         for (name, value) in needed {
@@ -329,6 +348,9 @@ mod tests {
                 views_table: "views".into(),
                 dial_queue_url: "https://sqs.eu-west-1.amazonaws.com/1/dial".into(),
                 dial_dead_letter_url: "https://sqs.eu-west-1.amazonaws.com/1/dial-dlq".into(),
+                message_queue_url: "https://sqs.eu-west-1.amazonaws.com/1/messages".into(),
+                message_dead_letter_url: "https://sqs.eu-west-1.amazonaws.com/1/messages-dlq"
+                    .into(),
                 bucket: "parley-media".into(),
                 secrets_prefix: "/parley/".into(),
             }
@@ -345,6 +367,11 @@ mod tests {
             (
                 "PARLEY_DIAL_DEAD_LETTER_URL",
                 "https://sqs.example/1/dial-dlq",
+            ),
+            ("PARLEY_MESSAGE_QUEUE_URL", "https://sqs.example/1/messages"),
+            (
+                "PARLEY_MESSAGE_DEAD_LETTER_URL",
+                "https://sqs.example/1/messages-dlq",
             ),
             ("PARLEY_BUCKET", "parley-media"),
         ];

@@ -19,6 +19,7 @@ pub mod campaignviews;
 pub(crate) mod carrier_http;
 pub mod clock;
 pub mod config;
+pub mod confirmation;
 pub mod dialqueue;
 pub mod domain;
 pub mod embedded;

@@ -30,6 +30,7 @@ fn ports_connect_from_the_environment() {
         let events = common::moto::event_store().await;
         let views = common::moto::view_store().await;
         let queue = common::moto::queue(3).await;
+        let messages = common::moto::queue(3).await;
         let blobs = common::moto::blob_store().await;
         let secrets_prefix = format!("/{}/", common::moto::unique_name());
         let vars = [
@@ -38,6 +39,8 @@ fn ports_connect_from_the_environment() {
             ("PARLEY_VIEWS_TABLE", views.table()),
             ("PARLEY_DIAL_QUEUE_URL", queue.queue_url()),
             ("PARLEY_DIAL_DEAD_LETTER_URL", queue.dead_letter_url()),
+            ("PARLEY_MESSAGE_QUEUE_URL", messages.queue_url()),
+            ("PARLEY_MESSAGE_DEAD_LETTER_URL", messages.dead_letter_url()),
             ("PARLEY_BUCKET", blobs.bucket()),
             ("PARLEY_SECRETS_PREFIX", secrets_prefix.as_str()),
             ("AWS_ENDPOINT_URL", endpoint.as_str()),
@@ -89,6 +92,18 @@ fn ports_connect_from_the_environment() {
             .await
             .unwrap();
         assert_eq!(got[0].body, "job");
+        // The message queue is its own: what is sent there is not a dial job.
+        ports
+            .message_queue
+            .send("confirmation", Duration::ZERO)
+            .await
+            .unwrap();
+        let got = ports
+            .message_queue
+            .receive(1, Duration::from_secs(30), Duration::from_secs(2))
+            .await
+            .unwrap();
+        assert_eq!(got[0].body, "confirmation");
 
         ports
             .blobs

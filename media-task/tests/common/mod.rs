@@ -255,3 +255,21 @@ pub fn ended(events: &[CallEvent]) -> (String, u32) {
         })
         .expect("MediaStreamEnded written")
 }
+
+/// What the model was asked during the conversation: the call's notes, asked for
+/// after it, left out.
+pub fn asked(
+    chat: &parley_vendors::openai_chat::OpenAiChatServer,
+) -> Vec<parley_vendors::openai_chat::RecordedRequest> {
+    chat.requests()
+        .into_iter()
+        .filter(|r| !is_notes(&r.body))
+        .collect()
+}
+
+/// Whether a request to the model asks for the call's notes.
+pub fn is_notes(request: &serde_json::Value) -> bool {
+    request["messages"][0]["content"]
+        .as_str()
+        .is_some_and(|c| c.starts_with("You write the notes"))
+}

@@ -38,6 +38,7 @@ pub struct Embedded {
     pub views: SqliteViewStore,
     /// The queue named `dial`.
     pub dial_queue: SqliteQueue,
+    pub message_queue: SqliteQueue,
     pub blobs: FsBlobStore,
     pub secrets: SqliteSecretStore,
 }
@@ -63,6 +64,7 @@ impl Embedded {
             events: SqliteEventStore::new(db.clone()),
             views: SqliteViewStore::new(db.clone()),
             dial_queue: SqliteQueue::new(db.clone(), "dial", max_receives),
+            message_queue: SqliteQueue::new(db.clone(), "messages", max_receives),
             secrets: SqliteSecretStore::new(db.clone()),
             blobs: FsBlobStore::new(data_dir.join("blobs"), url_base, signing_key)?,
             db,
