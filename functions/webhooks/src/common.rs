@@ -5,8 +5,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use parley_shared::aggregate::{CommandError, Context, execute, load_any};
 use parley_shared::domain::call::{Call, CallCommand, CallError};
-use parley_shared::domain::lead::{Lead, LeadCommand};
-use parley_shared::domain::{CallId, TenantId};
+use parley_shared::domain::lead::{Lead, LeadCommand, LeadError};
+use parley_shared::domain::{CallId, LeadId, PhoneNumber, TenantId};
 use serde_json::json;
 
 use crate::WebhookState;
@@ -103,6 +103,32 @@ pub(crate) async fn run_call(
 /// talk time and whether a machine answered (once: the lead's rules and the idempotency
 /// key ignore repeats), and refreshes the lead's views. A call with no lead, or not yet
 /// over, changes nothing.
+/// The lead of a caller who rang in from `from`: found, or made (no campaign, the
+/// number only), so that what the call learns and books has someone to belong to. A
+/// withheld number has none.
+pub(crate) async fn caller_lead(
+    state: &WebhookState,
+    tenant: &TenantId,
+    from: Option<&PhoneNumber>,
+) -> Result<Option<LeadId>, Reject> {
+    let Some(phone) = from else {
+        return Ok(None);
+    };
+    let id = LeadId::for_caller(tenant, phone.as_str());
+    let create = LeadCommand::Create {
+        campaign_id: None,
+        phone: phone.clone(),
+        name: None,
+        time_zone: None,
+        fields: Default::default(),
+    };
+    let key = Some(format!("caller-lead:{id}"));
+    match parley_shared::leadviews::run_lead(&state.ports, tenant, &id, create, key).await {
+        Ok(_) | Err(CommandError::Rejected(LeadError::AlreadyExists)) => Ok(Some(id)),
+        Err(e) => Err(internal(e)),
+    }
+}
+
 pub(crate) async fn close_lead_attempt(
     state: &WebhookState,
     tenant: &str,

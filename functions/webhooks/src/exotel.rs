@@ -32,7 +32,7 @@ use parley_shared::streamtoken::{self, StreamClaims};
 use serde_json::{Value, json};
 
 use crate::WebhookState;
-use crate::common::{Reject, close_lead_attempt, error, internal, missing, run_call};
+use crate::common::{Reject, caller_lead, close_lead_attempt, error, internal, missing, run_call};
 
 /// How long a minted stream token is good for: Exotel opens the WebSocket as soon as it
 /// has the URL.
@@ -413,6 +413,7 @@ async fn inbound(
     let tenant_str = tenant.to_string();
     let from = param(params, &["From", "CallFrom"]).and_then(exotel::phone_number);
     let call_id = CallId::for_carrier_call(exotel::CARRIER, call_sid);
+    let lead_id = caller_lead(state, tenant, from.as_ref()).await?;
     let request = CallCommand::Request {
         direction: Direction::Inbound,
         carrier: Carrier::Exotel,
@@ -420,7 +421,7 @@ async fn inbound(
         from: from.unwrap_or_else(|| to.clone()),
         to,
         agent_id: agent_id.clone(),
-        lead_id: None,
+        lead_id: lead_id.clone(),
         campaign_id: None,
         attempt: 0,
     };
@@ -457,7 +458,7 @@ async fn inbound(
         &call_id,
         &agent_id,
         Direction::Inbound,
-        None,
+        lead_id.as_ref(),
         now,
     )
 }

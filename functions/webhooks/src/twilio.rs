@@ -29,7 +29,7 @@ use parley_shared::twilio::twiml::{
 };
 
 use crate::WebhookState;
-use crate::common::{Reject, close_lead_attempt, error, internal, missing, run_call};
+use crate::common::{Reject, caller_lead, close_lead_attempt, error, internal, missing, run_call};
 use parley_shared::twilio::call_status;
 
 /// How long a minted stream token is good for: Twilio opens the stream within seconds
@@ -212,6 +212,7 @@ async fn voice_inner(
         .await
         .map_err(internal)?
         .state;
+    let lead_id = caller_lead(state, &tenant, from.as_ref()).await?;
     let request = CallCommand::Request {
         direction: Direction::Inbound,
         carrier: Carrier::Twilio,
@@ -219,7 +220,7 @@ async fn voice_inner(
         from: from.unwrap_or_else(|| to.clone()),
         to: to.clone(),
         agent_id: agent_id.clone(),
-        lead_id: None,
+        lead_id: lead_id.clone(),
         campaign_id: None,
         attempt: 0,
     };
@@ -268,7 +269,7 @@ async fn voice_inner(
         &agent_id.to_string(),
         settings,
         Direction::Inbound,
-        None,
+        lead_id.map(|l| l.to_string()),
         now,
     )?))
 }

@@ -215,6 +215,48 @@ async fn an_inbound_call_is_streamed_to_the_media_task_with_a_token_for_that_cal
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(world.event_count(&call_id).await, before);
+
+    // The caller is a lead of the tenant's, found by their number: what the call books
+    // and learns belongs to them, and a second call from them is the same lead.
+    let lead_id = call.lead_id.clone().expect("the caller's lead");
+    assert_eq!(parameter(&twiml, "lead_id"), lead_id.to_string());
+    let lead = load_any::<Lead>(&*world.ports.events, &lead_id.stream())
+        .await
+        .unwrap();
+    assert_eq!(lead.state.phone.as_ref().map(|p| p.as_str()), Some(CALLER));
+    assert_eq!(lead.state.campaign_id, None);
+    let (status, _) = world
+        .post(
+            "/webhooks/twilio/voice",
+            &pairs(&inbound("CA101")),
+            Some(TOKEN),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let again = world
+        .call(&CallId::for_carrier_call("twilio", "CA101"))
+        .await;
+    assert_eq!(again.lead_id, Some(lead_id.clone()));
+    let lead_again = load_any::<Lead>(&*world.ports.events, &lead_id.stream())
+        .await
+        .unwrap();
+    assert_eq!(
+        lead_again.version, lead.version,
+        "the lead is not made twice"
+    );
+
+    // A withheld number is recorded as a call with no lead.
+    let mut withheld = inbound("CA102");
+    withheld[2].1 = "anonymous".into();
+    let (status, twiml) = world
+        .post("/webhooks/twilio/voice", &pairs(&withheld), Some(TOKEN))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{twiml}");
+    assert!(!twiml.contains("name=\"lead_id\""), "{twiml}");
+    let call = world
+        .call(&CallId::for_carrier_call("twilio", "CA102"))
+        .await;
+    assert_eq!(call.lead_id, None);
 }
 
 #[tokio::test]

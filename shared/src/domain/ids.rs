@@ -125,11 +125,32 @@ impl CallId {
         ))
     }
 }
+impl LeadId {
+    /// The lead of a caller who rang one of `tenant`'s numbers from `phone` (E.164):
+    /// the same every time, so a caller who rings again is the same lead, and two
+    /// webhooks racing create one.
+    pub fn for_caller(tenant: &TenantId, phone: &str) -> Self {
+        const NAMESPACE: Uuid = Uuid::from_u128(0x7c41_0d2e_58a3_4b9f_a1e6_3f0b_92d4_6e17);
+        LeadId(Uuid::new_v5(
+            &NAMESPACE,
+            format!("{}:{phone}", tenant.0).as_bytes(),
+        ))
+    }
+}
 id_type!(AppointmentId, "appointment");
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_callers_lead_is_one_per_tenant_and_number() {
+        let (a, b) = (TenantId::new(), TenantId::new());
+        let lead = LeadId::for_caller(&a, "+14155550123");
+        assert_eq!(lead, LeadId::for_caller(&a, "+14155550123"));
+        assert_ne!(lead, LeadId::for_caller(&a, "+14155550124"));
+        assert_ne!(lead, LeadId::for_caller(&b, "+14155550123"));
+    }
 
     #[test]
     fn ids_round_trip_and_name_their_stream() {
