@@ -373,6 +373,18 @@ async fn a_flow_greets_books_in_the_tenants_time_and_ends_the_call() {
     let (outcome, summary) = outcome.expect("the call is classified");
     assert_eq!(outcome, CallOutcome::AppointmentSet);
     assert!(summary.contains("in person"), "{summary}");
+    // The call's view, refreshed after its records, shows them.
+    let view = world
+        .scene
+        .ports
+        .views
+        .get("calls", &call_id.to_string())
+        .await
+        .unwrap()
+        .expect("the call's view");
+    assert_eq!(view.body["outcome"], "appointment_set");
+    assert_eq!(view.body["summary"], summary.as_str());
+    assert!(view.body["transfer"].is_null());
     let tenant = world.scene.ctx().tenant_id;
     let lead =
         aggregate::load::<Lead>(&*world.scene.ports.events, &world.lead_id.stream(), &tenant)
@@ -465,6 +477,20 @@ async fn asking_for_a_person_requests_a_transfer_and_ends_after_the_line() {
     );
     // Nothing was booked.
     assert!(world.all::<AppointmentEvent>().await.is_empty());
+    // Escalated, and the call's view says to whom it is going and how.
+    let view = world
+        .scene
+        .ports
+        .views
+        .get("calls", &call_id.to_string())
+        .await
+        .unwrap()
+        .expect("the call's view");
+    assert_eq!(view.body["outcome"], "escalated");
+    assert_eq!(
+        view.body["transfer"],
+        serde_json::json!({"mode": "warm", "reason": "asked_for_person", "dialled": 0, "answered": false})
+    );
     drop(world.deepgram);
 }
 

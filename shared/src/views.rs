@@ -52,6 +52,14 @@ pub fn call_json(
         // Blob keys, not links: a link expires, so readers sign one when they serve it.
         "recording_key": call.recording_key,
         "transcript_key": call.transcript_key,
+        "outcome": call.outcome,
+        "summary": call.summary,
+        "transfer": call.transfer.as_ref().map(|t| json!({
+            "mode": t.mode,
+            "reason": t.reason,
+            "dialled": call.transfer_dials.len(),
+            "answered": call.transfer_dials.iter().any(|(_, answered)| *answered),
+        })),
         "created_at": created.to_rfc3339_opts(SecondsFormat::Micros, true),
         "updated_at": updated.to_rfc3339_opts(SecondsFormat::Micros, true),
     })

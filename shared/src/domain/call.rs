@@ -301,8 +301,9 @@ pub struct Call {
     /// Escalation numbers dialled for the hand-over, in order, and whether each
     /// answered.
     pub transfer_dials: Vec<(u32, bool)>,
-    /// What the call came to, once classified.
+    /// What the call came to, once classified, and its summary.
     pub outcome: Option<CallOutcome>,
+    pub summary: Option<String>,
 }
 
 /// A hand-over to a person the conversation asked for.
@@ -494,7 +495,10 @@ impl Aggregate for Call {
             CallEvent::TransferDialled { index, answered } => {
                 self.transfer_dials.push((*index, *answered))
             }
-            CallEvent::OutcomeClassified { outcome, .. } => self.outcome = Some(*outcome),
+            CallEvent::OutcomeClassified { outcome, summary } => {
+                self.outcome = Some(*outcome);
+                self.summary = Some(summary.clone());
+            }
             CallEvent::CallerBargedIn { .. }
             | CallEvent::ToolCalled { .. }
             | CallEvent::ConfirmationQueued { .. } => {}
