@@ -22,9 +22,8 @@ use parley_shared::aggregate;
 use parley_shared::clock::SystemClock;
 use parley_shared::domain::agent::{AgentSettings, ConversationMode, VoiceProvider};
 use parley_shared::domain::call::{CallEvent, CallOutcome, Carrier};
-use parley_shared::domain::ids::{CallId, LeadId};
-use parley_shared::domain::lead::{Lead, LeadCommand, LeadStatus};
-use parley_shared::domain::values::PhoneNumber;
+use parley_shared::domain::ids::CallId;
+use parley_shared::domain::lead::{Lead, LeadStatus};
 use parley_shared::flow::Industry;
 use parley_shared::secrets::SecretString;
 use parley_vendors::openai_chat::{self, Reply, StreamEnd};
@@ -93,26 +92,9 @@ fn relay_settings() -> AgentSettings {
 async fn world(settings: AgentSettings, calls: usize, lead: bool) -> (World, Vec<CallId>) {
     let scene = Scene::new(TENANT, settings).await;
     let (ports, ctx) = (&scene.ports, scene.ctx());
-    let lead_id = if lead {
-        let id = LeadId::new();
-        aggregate::execute::<Lead>(
-            &*ports.events,
-            &*ports.clock,
-            &id.stream(),
-            &ctx,
-            LeadCommand::Create {
-                campaign_id: None,
-                phone: PhoneNumber::parse("+14155550123").unwrap(),
-                name: Some("Ana".into()),
-                time_zone: None,
-                fields: [("company".to_owned(), "Acme".to_owned())].into(),
-            },
-        )
-        .await
-        .unwrap();
-        Some(id)
-    } else {
-        None
+    let lead_id = match lead {
+        true => Some(common::lead(ports, &ctx, Some("Ana"), &[("company", "Acme")]).await),
+        false => None,
     };
     let mut ids = Vec::new();
     for _ in 0..calls {

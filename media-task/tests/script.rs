@@ -24,9 +24,9 @@ use parley_shared::domain::agent::{AgentSettings, ConversationMode, VoiceProvide
 use parley_shared::domain::appointment::{AppointmentEvent, MeetingKind};
 use parley_shared::domain::call::{CallEvent, CallOutcome, Carrier};
 use parley_shared::domain::ids::{AppointmentId, CallId, LeadId, TenantId};
-use parley_shared::domain::lead::{Lead, LeadCommand, LeadEvent, LeadStatus, Temperature};
+use parley_shared::domain::lead::{Lead, LeadEvent, LeadStatus, Temperature};
 use parley_shared::domain::tenant::{Tenant, TenantCommand};
-use parley_shared::domain::values::{PhoneNumber, TimeZone};
+use parley_shared::domain::values::TimeZone;
 use parley_shared::event::{DomainEvent, RecordedEvent};
 use parley_shared::flow::{Flow, Industry};
 use parley_shared::qualify::{QualificationSettings, Signal};
@@ -117,22 +117,7 @@ async fn world(settings: AgentSettings, lead_name: Option<&str>, phrases: &[&str
     )
     .await
     .unwrap();
-    let lead_id = LeadId::new();
-    aggregate::execute::<parley_shared::domain::lead::Lead>(
-        &*scene.ports.events,
-        &*scene.ports.clock,
-        &lead_id.stream(),
-        &ctx,
-        LeadCommand::Create {
-            campaign_id: None,
-            phone: PhoneNumber::parse("+14155550123").unwrap(),
-            name: lead_name.map(str::to_owned),
-            time_zone: None,
-            fields: Default::default(),
-        },
-    )
-    .await
-    .unwrap();
+    let lead_id = common::lead(&scene.ports, &ctx, lead_name, &[]).await;
 
     let audio = !phrases.is_empty();
     let (deepgram, voice, vendors) = if audio {
@@ -225,6 +210,13 @@ impl World {
 
     async fn transcript(&self, call_id: &CallId) -> Vec<Value> {
         self.scene.transcript(call_id).await
+    }
+
+    /// The call as the API shows it.
+    async fn view(&self, call_id: &CallId) -> parley_shared::readmodel::View {
+        let views = &self.scene.ports.views;
+        let view = views.get("calls", &call_id.to_string()).await.unwrap();
+        view.expect("the call's view")
     }
 
     /// What the voice was asked to say, in order.
@@ -374,14 +366,7 @@ async fn a_flow_greets_books_in_the_tenants_time_and_ends_the_call() {
     assert_eq!(outcome, CallOutcome::AppointmentSet);
     assert!(summary.contains("in person"), "{summary}");
     // The call's view, refreshed after its records, shows them.
-    let view = world
-        .scene
-        .ports
-        .views
-        .get("calls", &call_id.to_string())
-        .await
-        .unwrap()
-        .expect("the call's view");
+    let view = world.view(&call_id).await;
     assert_eq!(view.body["outcome"], "appointment_set");
     assert_eq!(view.body["summary"], summary.as_str());
     assert!(view.body["transfer"].is_null());
@@ -478,14 +463,7 @@ async fn asking_for_a_person_requests_a_transfer_and_ends_after_the_line() {
     // Nothing was booked.
     assert!(world.all::<AppointmentEvent>().await.is_empty());
     // Escalated, and the call's view says to whom it is going and how.
-    let view = world
-        .scene
-        .ports
-        .views
-        .get("calls", &call_id.to_string())
-        .await
-        .unwrap()
-        .expect("the call's view");
+    let view = world.view(&call_id).await;
     assert_eq!(view.body["outcome"], "escalated");
     assert_eq!(
         view.body["transfer"],

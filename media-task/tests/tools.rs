@@ -32,7 +32,7 @@ use parley_shared::domain::agent::{AgentSettings, ConversationMode, Span, VoiceP
 use parley_shared::domain::appointment::{AppointmentEvent, MeetingKind};
 use parley_shared::domain::call::{Call, CallCommand, CallEvent, CallOutcome, Carrier, Direction};
 use parley_shared::domain::ids::{AgentId, CallId, LeadId, TenantId};
-use parley_shared::domain::lead::{Lead, LeadCommand, LeadEvent, LeadStatus, Temperature};
+use parley_shared::domain::lead::{Lead, LeadEvent, LeadStatus, Temperature};
 use parley_shared::domain::tenant::{Tenant, TenantCommand};
 use parley_shared::domain::values::{PhoneNumber, TimeZone};
 use parley_shared::embedded::Embedded;
@@ -137,22 +137,7 @@ async fn world(
         .await
         .unwrap();
     }
-    let lead_id = LeadId::new();
-    aggregate::execute::<Lead>(
-        &*ports.events,
-        &*ports.clock,
-        &lead_id.stream(),
-        &ctx,
-        LeadCommand::Create {
-            campaign_id: None,
-            phone: PhoneNumber::parse("+14155550123").unwrap(),
-            name: Some("Ana".into()),
-            time_zone: None,
-            fields: Default::default(),
-        },
-    )
-    .await
-    .unwrap();
+    let lead_id = common::lead(ports, &ctx, Some("Ana"), &[]).await;
 
     let chat = openai_chat::start().await.unwrap();
     let llm = OpenAiChat::new(
@@ -1136,22 +1121,7 @@ async fn desk_for(
         correlation_id: "test".into(),
         idempotency_key: None,
     };
-    let lead_id = LeadId::new();
-    aggregate::execute::<Lead>(
-        &*ports.events,
-        &*ports.clock,
-        &lead_id.stream(),
-        &ctx,
-        LeadCommand::Create {
-            campaign_id: None,
-            phone: PhoneNumber::parse("+14155550123").unwrap(),
-            name: Some("Ana".into()),
-            time_zone: None,
-            fields: Default::default(),
-        },
-    )
-    .await
-    .unwrap();
+    let lead_id = common::lead(&ports, &ctx, Some("Ana"), &[]).await;
     let call_id = CallId::new();
     aggregate::execute::<Call>(
         &*ports.events,

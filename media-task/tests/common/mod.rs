@@ -273,3 +273,33 @@ pub fn is_notes(request: &serde_json::Value) -> bool {
         .as_str()
         .is_some_and(|c| c.starts_with("You write the notes"))
 }
+
+/// A lead of the context's tenant on +14155550123, with `name` and import `fields`.
+pub async fn lead(
+    ports: &Ports,
+    ctx: &Context,
+    name: Option<&str>,
+    fields: &[(&str, &str)],
+) -> LeadId {
+    let id = LeadId::new();
+    let create = parley_shared::domain::lead::LeadCommand::Create {
+        campaign_id: None,
+        phone: PhoneNumber::parse("+14155550123").expect("a number"),
+        name: name.map(str::to_owned),
+        time_zone: None,
+        fields: fields
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+    };
+    aggregate::execute::<parley_shared::domain::lead::Lead>(
+        &*ports.events,
+        &*ports.clock,
+        &id.stream(),
+        ctx,
+        create,
+    )
+    .await
+    .expect("the lead is created");
+    id
+}
