@@ -26,6 +26,7 @@ use crate::brain::{Brain, LlmBrain, Tools};
 use crate::choice::{ChoiceError, Deployment};
 use crate::conversation::{self, Note, Turn};
 use crate::guard::GuardedBrain;
+use crate::guided::{self, GuidedBrain, GuidedFlow};
 use crate::llm::LanguageModel;
 use crate::metrics::Metrics;
 use crate::recording::Recorder;
@@ -156,12 +157,13 @@ pub(crate) struct Callee {
 }
 
 /// The call's agent: its settings, its prompt filled in for the call, and the flow
-/// answering when no language model does (made with the call: its opening lines are
-/// the greeting).
+/// answering when no language model does, or guiding the model when written to (made
+/// with the call: its opening lines are the greeting).
 pub(crate) struct CallAgent {
     pub settings: AgentSettings,
     pub prompt: Option<String>,
     script: Option<Arc<ScriptBrain>>,
+    guided: Option<GuidedFlow>,
     /// What the agent's tools act for.
     scope: CallScope,
 }
@@ -379,9 +381,8 @@ impl Calls {
     }
 
     /// The brain that answers the call: the language model the agent chooses, else the
-    /// deployment's; with neither, the agent's flow; with no flow either, none.
-    // Scoping a language model by the flow's node (its instructions and tools) is a
-    // later step: with a model, the flow is not used yet.
+    /// deployment's, guided by the agent's own flow when that flow scopes it (see
+    /// [`guided`]); with neither model, the agent's flow; with no flow either, none.
     pub(crate) async fn brain(
         &self,
         tenant_id: &str,
@@ -399,12 +400,18 @@ impl Calls {
         let llm = chosen
             .or_else(|| self.vendors.llm.clone())
             .ok_or(CallSetupError::NoVendor("language model"))?;
-        let tools = match &self.vendors.tools {
-            Some(tools) => tools.clone(),
-            None => Arc::new(CallTools::new(agent.scope.clone())),
-        };
         after.model = Some(llm.clone());
-        let model = Arc::new(LlmBrain::new(llm, tools));
+        // A guided model is offered Parley's own tools, as each node of the flow allows.
+        let model: Arc<dyn Brain> = match &agent.guided {
+            Some(flow) => Arc::new(GuidedBrain::new(flow.clone(), llm)),
+            None => {
+                let tools = match &self.vendors.tools {
+                    Some(tools) => tools.clone(),
+                    None => Arc::new(CallTools::new(agent.scope.clone())),
+                };
+                Arc::new(LlmBrain::new(llm, tools))
+            }
+        };
         let guard = guard(&agent.settings);
         let brain = GuardedBrain::new(model, guard, agent.scope.clone());
         Ok((Arc::new(brain), after))
@@ -431,8 +438,8 @@ impl Calls {
     }
 
     /// Who the call is for: its agent, its template fields (tenant, agent, direction
-    /// and lead), and the greeting; with no language model, the agent's flow is started
-    /// and its opening lines are the greeting.
+    /// and lead), and the greeting; with no language model, or with one its own flow
+    /// guides, the agent's flow is started and its opening lines are the greeting.
     pub(crate) async fn callee(
         &self,
         ctx: &Context,
@@ -466,12 +473,15 @@ impl Calls {
             lead.as_ref(),
         );
         let prompt = settings.prompt().map(|p| fields.render(p));
-        // A language model answers when there is one; the flow only without.
-        let flow = if self.has_language_model(&settings) {
-            None
-        } else {
-            settings.script()
-        };
+        // A language model answers when there is one; the flow only without. The
+        // agent's own flow guides a model when written to (a node's prompt or tools);
+        // the shipped industry flows are written for speaking alone and leave it be.
+        let model = self.has_language_model(&settings);
+        let flow = if model { None } else { settings.script() };
+        let guide = settings
+            .flow
+            .clone()
+            .filter(|flow| model && guided::guides(flow));
         let tenant = tenant.unwrap_or_default();
         let hours = &settings.business_hours;
         // Hours are kept in their own zone; an agent without them speaks the tenant's.
@@ -491,21 +501,26 @@ impl Calls {
         };
         let script =
             flow.map(|flow| ScriptBrain::start(flow, fields.clone().into_map(), scope.clone()));
-        let (script, greeting) = match script {
-            Some((brain, opening)) => (Some(Arc::new(brain)), opening),
-            None => {
-                let template = match direction {
-                    Direction::Outbound => &settings.outbound_greeting,
-                    Direction::Inbound => &settings.inbound_greeting,
-                };
-                (None, fields.render(template))
+        let guided =
+            guide.map(|flow| GuidedFlow::start(flow, fields.clone().into_map(), scope.clone()));
+        let template = match direction {
+            Direction::Outbound => &settings.outbound_greeting,
+            Direction::Inbound => &settings.inbound_greeting,
+        };
+        let (script, guided, greeting) = match (script, guided) {
+            (Some((brain, opening)), _) => (Some(Arc::new(brain)), None, opening),
+            // A guided flow that opens with nothing to say leaves the agent's greeting.
+            (None, Some((flow, opening))) if !opening.trim().is_empty() => {
+                (None, Some(flow), opening)
             }
+            (None, guided) => (None, guided.map(|(flow, _)| flow), fields.render(template)),
         };
         Ok(Callee {
             settings: CallAgent {
                 settings,
                 prompt,
                 script,
+                guided,
                 scope,
             },
             greeting,

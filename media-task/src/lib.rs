@@ -22,6 +22,7 @@ pub mod conversation;
 pub mod exotel_stream;
 pub mod g711;
 pub mod guard;
+pub mod guided;
 pub mod llm;
 pub mod metrics;
 pub mod recording;
