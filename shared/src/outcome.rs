@@ -23,7 +23,8 @@
 //!    [`CallOutcome::WrongNumber`], a not-interested or do-not-call word (the built-in
 //!    `do_not_call` intent ends with `do_not_call`) → [`CallOutcome::NotInterested`].
 //! 6. The lead was qualified, or a qualified word at the end → [`CallOutcome::Qualified`].
-//! 7. Anything else → [`CallOutcome::Incomplete`], the end reason only shaping the summary
+//! 7. A feedback word at the end → [`CallOutcome::FeedbackGiven`].
+//! 8. Anything else → [`CallOutcome::Incomplete`], the end reason only shaping the summary
 //!    (`caller_hung_up`, `agent_ended`, `max_turns`, `max_duration`, `vendor_failed`,
 //!    `silence`, `stream_lost`; any other is a plain end).
 //!
@@ -44,13 +45,13 @@
 //! | `wrong_number`, `wrong_person`, `wrong_contact`, `invalid_number` | wrong number |
 //! | `not_interested`, `no_interest`, `uninterested`, `declined`, `refused`; `do_not_call`, `dnc`, `stop_calling`, `opt_out`, `opted_out`, `unsubscribe`, `unsubscribed` | not interested (the second group: asked not to be called again) |
 //! | `qualified`, `lead_qualified`, `nurture`, `nurtured`, `nurturing` | qualified |
-//! | `positive_feedback`, `negative_feedback`, `feedback`, `feedback_given`, `feedback_received` | incomplete, summarised as feedback given |
+//! | `positive_feedback`, `negative_feedback`, `feedback`, `feedback_given`, `feedback_received` | feedback given (after a qualification, which counts first) |
 //! | `flow_error`, `error`, `failed`, `technical_error` | incomplete, summarised as a problem on Parley's side |
 //!
-//! Feedback is a finished conversation, but [`CallOutcome`] has no such outcome and
-//! "qualified" would move a guest's status as a sales lead's: it is incomplete, and its
-//! summary says what was given. Any other word is ignored, except that an incomplete
-//! call's summary repeats it when it is plain words (letters only, no digits).
+//! Feedback is a finished conversation of its own kind ([`CallOutcome::FeedbackGiven`]:
+//! a guest-relations call is not a sale, so neither "qualified" nor "incomplete" says
+//! what it came to). Any other word is ignored, except that an incomplete call's
+//! summary repeats it when it is plain words (letters only, no digits).
 //!
 //! # Summary
 //!
@@ -253,6 +254,9 @@ fn outcome_of(facts: &CallFacts, word: Option<&Word>) -> CallOutcome {
     if facts.qualified() || matches!(word, Some(Word::Qualified { .. })) {
         return CallOutcome::Qualified;
     }
+    if matches!(word, Some(Word::Feedback(_))) {
+        return CallOutcome::FeedbackGiven;
+    }
     CallOutcome::Incomplete
 }
 
@@ -277,7 +281,10 @@ pub fn next_status(
         }
         CallOutcome::AppointmentSet => LeadStatus::MeetingScheduled,
         CallOutcome::Qualified => LeadStatus::Qualified,
-        CallOutcome::CallbackRequested | CallOutcome::Escalated | CallOutcome::Incomplete => {
+        CallOutcome::CallbackRequested
+        | CallOutcome::Escalated
+        | CallOutcome::FeedbackGiven
+        | CallOutcome::Incomplete => {
             if qualified {
                 LeadStatus::Qualified
             } else {

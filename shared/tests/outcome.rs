@@ -18,8 +18,8 @@ use parley_shared::outcome::{
 use parley_shared::qualify::{QualificationSettings, assess_slots, score};
 
 use CallOutcome::{
-    AppointmentSet, CallbackRequested, Escalated, Incomplete, NotInterested, Qualified, Voicemail,
-    WrongNumber,
+    AppointmentSet, CallbackRequested, Escalated, FeedbackGiven, Incomplete, NotInterested,
+    Qualified, Voicemail, WrongNumber,
 };
 
 // ------------------------------------------------------------------------- helpers
@@ -216,7 +216,7 @@ fn each_outcome_comes_from_its_facts() {
         (
             "feedback",
             facts(vec![ended("positive_feedback")]),
-            Incomplete,
+            FeedbackGiven,
         ),
         (
             "the flow failed",
@@ -469,12 +469,24 @@ fn end_words_map_as_documented_whatever_their_spelling() {
         ("nurture", Qualified, NURTURE),
         ("nurtured", Qualified, NURTURE),
         ("nurturing", Qualified, NURTURE),
-        ("positive_feedback", Incomplete, "Gave positive feedback."),
-        ("Positive Feedback", Incomplete, "Gave positive feedback."),
-        ("negative_feedback", Incomplete, "Gave negative feedback."),
-        ("feedback", Incomplete, FEEDBACK),
-        ("feedback_given", Incomplete, FEEDBACK),
-        ("feedback_received", Incomplete, FEEDBACK),
+        (
+            "positive_feedback",
+            FeedbackGiven,
+            "Gave positive feedback.",
+        ),
+        (
+            "Positive Feedback",
+            FeedbackGiven,
+            "Gave positive feedback.",
+        ),
+        (
+            "negative_feedback",
+            FeedbackGiven,
+            "Gave negative feedback.",
+        ),
+        ("feedback", FeedbackGiven, FEEDBACK),
+        ("feedback_given", FeedbackGiven, FEEDBACK),
+        ("feedback_received", FeedbackGiven, FEEDBACK),
         ("flow_error", Incomplete, OURS),
         ("error", Incomplete, OURS),
         ("failed", Incomplete, OURS),
@@ -637,13 +649,13 @@ fn every_shipped_flows_end_word_classifies() {
         (
             "positive_feedback",
             vec![ended("positive_feedback")],
-            Incomplete,
+            FeedbackGiven,
             "Gave positive feedback.",
         ),
         (
             "negative_feedback",
             vec![ended("negative_feedback")],
-            Incomplete,
+            FeedbackGiven,
             "Gave negative feedback.",
         ),
         (
@@ -808,11 +820,10 @@ fn whole_conversations_with_the_shipped_flows_classify_from_what_they_fired() {
             Industry::GuestRelations,
             "outbound",
             &["#5", "the breakfast and the view from the room"],
-            Incomplete,
+            FeedbackGiven,
             &[
                 "Rating 5, liked \"the breakfast and the view from the room\".",
                 "Gave positive feedback.",
-                "The agent ended the call after 2 caller turns.",
             ],
         ),
         (
@@ -831,7 +842,7 @@ fn whole_conversations_with_the_shipped_flows_classify_from_what_they_fired() {
             Industry::GuestRelations,
             "outbound",
             &["honestly it was awful", "nobody cleaned the room", "#2"],
-            Incomplete,
+            FeedbackGiven,
             &["Gave negative feedback."],
         ),
         (
@@ -1542,6 +1553,8 @@ fn every_lead_status_move() {
         (CallbackRequested, true, [qual, qual, no, no, no, no]),
         (Escalated, false, [cont, no, no, no, no, no]),
         (Escalated, true, [qual, qual, no, no, no, no]),
+        (FeedbackGiven, false, [cont, no, no, no, no, no]),
+        (FeedbackGiven, true, [qual, qual, no, no, no, no]),
         (Incomplete, false, [cont, no, no, no, no, no]),
         (Incomplete, true, [qual, qual, no, no, no, no]),
     ];
@@ -1553,6 +1566,7 @@ fn every_lead_status_move() {
         Qualified,
         CallbackRequested,
         Escalated,
+        FeedbackGiven,
         Incomplete,
     ];
     for outcome in all {

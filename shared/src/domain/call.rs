@@ -171,6 +171,9 @@ pub enum CallOutcome {
     WrongNumber,
     /// The caller was handed to a person (or asked for one).
     Escalated,
+    /// The caller gave the feedback the call asked for (a guest-relations call that
+    /// came to its end, where nothing was to be sold or booked).
+    FeedbackGiven,
     /// The conversation ended before it came to anything.
     Incomplete,
 }
