@@ -494,6 +494,7 @@ impl Calls {
             ctx: ctx.clone(),
             call_id: call_id.clone(),
             lead_id: call.lead_id.clone(),
+            agent_id: Some(agent_id),
             time_zone,
             hours: hours.week.clone(),
             qualification: tenant.qualification,

@@ -4,22 +4,22 @@
 //! One set of effects serves both brains: a language model reaches them as tool calls
 //! with JSON arguments ([`CallTools`]), a scripted flow as the actions it fires
 //! ([`CallScope::carry_out`]). Either way the same events are written, with the same
-//! checks: a booking in the past or outside the agent's hours is refused, with the
-//! nearest open time offered.
+//! checks: a booking in the past, outside the agent's hours, running past closing or
+//! over another of the agent's appointments is refused, with the nearest time that
+//! works offered.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, NaiveTime, Utc};
-use parley_shared::aggregate::{self, Context};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, NaiveTime, Utc};
+use parley_shared::aggregate::Context;
+use parley_shared::appointmentviews;
 use parley_shared::backend::Ports;
 use parley_shared::domain::agent::Week;
-use parley_shared::domain::appointment::{
-    Appointment, AppointmentCommand, DURATION_MINUTES, MeetingKind,
-};
+use parley_shared::domain::appointment::{AppointmentCommand, DURATION_MINUTES, MeetingKind};
 use parley_shared::domain::call::CallEvent;
-use parley_shared::domain::ids::{AppointmentId, CallId, LeadId, TenantId};
+use parley_shared::domain::ids::{AgentId, AppointmentId, CallId, LeadId, TenantId};
 use parley_shared::domain::lead::LeadCommand;
 use parley_shared::domain::values::TimeZone;
 use parley_shared::flow::{self, Channel, FiredAction, SlotValue, ToolName, TransferMode};
@@ -37,6 +37,16 @@ use parley_shared::outcome::BrainAct;
 const DEFAULT_MEETING_MINUTES: u32 = 30;
 /// Longest appointment title kept.
 const MAX_TITLE_CHARS: usize = 200;
+/// How far past a taken or too-late time the nearest free one is looked for.
+const FREE_SEARCH_DAYS: i64 = 14;
+/// The step between the times tried when looking for a free one.
+const FREE_STEP_MINUTES: i64 = 15;
+/// The most store pages of the agent's appointments one check reads (a thousand
+/// each): far more than two weeks of any one person's meetings.
+const MAX_CALENDAR_PAGES: usize = 20;
+
+/// A stretch of time, from its first moment up to (not including) its last.
+type Stretch<T> = (T, T);
 
 /// The call the tools act for: where their effects are written, and the tenant's
 /// clock and rules.
@@ -47,6 +57,8 @@ pub struct CallScope {
     pub ctx: Context,
     pub call_id: CallId,
     pub lead_id: Option<LeadId>,
+    /// The agent on the call, whose other appointments a booking must not overlap.
+    pub agent_id: Option<AgentId>,
     /// The zone the agent speaks and books in (UTC when unset).
     pub time_zone: Option<TimeZone>,
     /// When appointments may be made, in that zone's local time (empty: any time).
@@ -65,6 +77,7 @@ impl CallScope {
             ctx,
             call_id,
             lead_id: None,
+            agent_id: None,
             time_zone: None,
             hours: Week::default(),
             qualification: QualificationSettings::default(),
@@ -107,8 +120,26 @@ impl CallScope {
             .map_or_else(|| local.and_utc(), |t| t.to_utc())
     }
 
+    /// `utc` in the agent's zone.
+    fn to_local(&self, utc: DateTime<Utc>) -> NaiveDateTime {
+        match &self.time_zone {
+            Some(zone) => utc.with_timezone(&zone.tz()).naive_local(),
+            None => utc.naive_utc(),
+        }
+    }
+
     fn speak(&self, at: NaiveDateTime) -> String {
         SlotValue::Datetime { at }.speak(self.local_now().date())
+    }
+
+    /// A time of day alone, as spoken ("5 pm").
+    fn speak_time(&self, at: NaiveDateTime) -> String {
+        SlotValue::Time { time: at.time() }.speak(self.local_now().date())
+    }
+
+    /// A time to offer: spoken, then as a model books it.
+    fn offer(&self, at: NaiveDateTime) -> String {
+        format!("{} ({})", self.speak(at), at.format("%Y-%m-%dT%H:%M"))
     }
 
     /// Carries out one flow action; what happened, as the tool a model would have
@@ -231,35 +262,206 @@ impl CallScope {
         if !self.hours.is_open_at(at) {
             return Err(match self.hours.next_open(at) {
                 Some(open) => format!(
-                    "closed {}; the nearest open time is {} ({})",
+                    "closed {}; the nearest open time is {}",
                     self.speak(at),
-                    self.speak(open),
-                    open.format("%Y-%m-%dT%H:%M")
+                    self.offer(open)
                 ),
                 None => format!("closed {}", self.speak(at)),
             });
+        }
+        let length = Duration::minutes(i64::from(duration_minutes));
+        if let Some(closing) = closes_before(&self.hours, at, at + length) {
+            let taken = self.taken_around(at).await?;
+            return Err(format!(
+                "the meeting would run past closing at {}; {}",
+                self.speak_time(closing),
+                self.nearest_free_said(at, length, &taken, "the nearest time it fits is")
+            ));
+        }
+        let taken = self.taken_around(at).await?;
+        let starts_at = self.to_utc(at);
+        if taken
+            .iter()
+            .any(|(start, end)| *start < starts_at + length && starts_at < *end)
+        {
+            return Err(format!(
+                "{} is already booked; {}",
+                self.speak(at),
+                self.nearest_free_said(at, length, &taken, "the nearest free time is")
+            ));
         }
         let lead_id = self.lead()?.clone();
         let id = AppointmentId::new();
         let command = AppointmentCommand::Book {
             lead_id,
             call_id: Some(self.call_id.clone()),
+            agent_id: self.agent_id.clone(),
             title,
-            starts_at: self.to_utc(at),
+            starts_at,
             duration_minutes,
             kind,
         };
-        aggregate::execute::<Appointment>(
-            &*self.ports.events,
-            &*self.ports.clock,
-            &id.stream(),
-            &self.ctx,
-            command,
-        )
-        .await
-        .map_err(|e| e.to_string())?;
+        appointmentviews::run_appointment(&self.ports, &self.ctx, &id, command)
+            .await
+            .map_err(|e| e.to_string())?;
+        self.settle_race(&id, at, length).await?;
         let booked = format!("booked appointment {id} for {}", self.speak(at));
         Ok((id, booked))
+    }
+
+    /// Two calls may book the agent's same time at once, each checking before the
+    /// other's booking shows. Looking again once ours shows settles it: of two racing
+    /// bookings, the one that looks last sees both and withdraws (both may, neither
+    /// keeps the other's time), so two live appointments of one agent never overlap.
+    /// That holds on the embedded store; on DynamoDB, once its index has caught up
+    /// with both (normally well under a second).
+    async fn settle_race(
+        &self,
+        id: &AppointmentId,
+        at: NaiveDateTime,
+        length: Duration,
+    ) -> Result<(), String> {
+        let Some(agent) = &self.agent_id else {
+            return Ok(());
+        };
+        let start = self.to_utc(at);
+        let longest = Duration::minutes(i64::from(*DURATION_MINUTES.end()));
+        let query = appointmentviews::starting_query(
+            &self.tenant()?,
+            Some(agent),
+            start - longest,
+            Some(start + length),
+        );
+        let found = appointmentviews::all_in(&*self.ports.views, query, MAX_CALENDAR_PAGES)
+            .await
+            .map_err(|e| e.to_string())?;
+        let raced = found.iter().any(|other| {
+            &other.id != id && other.is_live() && other.overlaps(start, start + length)
+        });
+        if !raced {
+            return Ok(());
+        }
+        tracing::warn!(
+            tenant_id = %self.ctx.tenant_id,
+            call_id = %self.call_id,
+            appointment_id = %id,
+            "another call booked the agent's same time at once: withdrawing this booking"
+        );
+        let withdraw = AppointmentCommand::Cancel {
+            reason: "withdrawn: another call booked the agent's same time at once".into(),
+        };
+        appointmentviews::run_appointment(&self.ports, &self.ctx, id, withdraw)
+            .await
+            .map_err(|e| e.to_string())?;
+        let taken = self.taken_around(at).await?;
+        Err(format!(
+            "{} was booked by another call just now; {}",
+            self.speak(at),
+            self.nearest_free_said(at, length, &taken, "the nearest free time is")
+        ))
+    }
+
+    /// The agent's live (not cancelled) appointments, in UTC, that could take any time
+    /// a booking at `from` (local) or the nearest free time after it might need: from
+    /// the longest meeting before `from` to the end of the search for a free time.
+    async fn taken_around(
+        &self,
+        from: NaiveDateTime,
+    ) -> Result<Vec<Stretch<DateTime<Utc>>>, String> {
+        let longest = Duration::minutes(i64::from(*DURATION_MINUTES.end()));
+        let until = from + Duration::days(FREE_SEARCH_DAYS) + longest;
+        self.taken(self.to_utc(from) - longest, self.to_utc(until))
+            .await
+    }
+
+    /// The agent's live appointments starting from `from` to `to`. A scope with no
+    /// agent (a call whose agent is not known) checks no overlaps: it has no one's
+    /// calendar to check, and the tenant's as a whole would refuse meetings that
+    /// different people could take.
+    async fn taken(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<Stretch<DateTime<Utc>>>, String> {
+        let Some(agent) = &self.agent_id else {
+            return Ok(Vec::new());
+        };
+        let query = appointmentviews::starting_query(&self.tenant()?, Some(agent), from, Some(to));
+        let found = appointmentviews::all_in(&*self.ports.views, query, MAX_CALENDAR_PAGES)
+            .await
+            .map_err(|e| {
+                tracing::warn!(
+                    tenant_id = %self.ctx.tenant_id,
+                    call_id = %self.call_id,
+                    error = %e,
+                    "the agent's appointments could not be read"
+                );
+                "the agent's calendar cannot be read just now; try again".to_owned()
+            })?;
+        Ok(found
+            .iter()
+            .filter(|a| a.is_live())
+            .map(|a| (a.starts_at, a.ends_at))
+            .collect())
+    }
+
+    /// The first local time at or after `from`, in steps of [`FREE_STEP_MINUTES`] (and
+    /// from each opening), where a meeting of `length` is open all along and clear of
+    /// `taken`; within [`FREE_SEARCH_DAYS`].
+    fn nearest_free(
+        &self,
+        from: NaiveDateTime,
+        length: Duration,
+        taken: &[Stretch<DateTime<Utc>>],
+    ) -> Option<NaiveDateTime> {
+        let step = Duration::minutes(FREE_STEP_MINUTES);
+        let limit = from + Duration::days(FREE_SEARCH_DAYS);
+        let mut at = from;
+        while at <= limit {
+            if !self.hours.is_open_at(at) {
+                at = self.hours.next_open(at)?;
+                continue;
+            }
+            if let Some(closing) = closes_before(&self.hours, at, at + length) {
+                // No later start in this stretch fits either: on to the next opening.
+                at = self.hours.next_open(closing)?;
+                continue;
+            }
+            let start = self.to_utc(at);
+            let busy_until = taken
+                .iter()
+                .filter(|(s, e)| *s < start + length && start < *e)
+                .map(|(_, e)| *e)
+                .max();
+            match busy_until {
+                // Whole steps past the end of what is in the way.
+                Some(until) => {
+                    let minutes = (until - start).num_minutes();
+                    let steps = (minutes + FREE_STEP_MINUTES - 1) / FREE_STEP_MINUTES;
+                    at += step * i32::try_from(steps.max(1)).unwrap_or(1);
+                }
+                None => return Some(at),
+            }
+        }
+        None
+    }
+
+    /// The nearest free time as a refusal offers it: `lead` and the time, or that
+    /// nothing is free.
+    fn nearest_free_said(
+        &self,
+        from: NaiveDateTime,
+        length: Duration,
+        taken: &[Stretch<DateTime<Utc>>],
+        lead: &str,
+    ) -> String {
+        match self.nearest_free(from, length, taken) {
+            Some(free) => format!("{lead} {}", self.offer(free)),
+            None => format!(
+                "nothing is free for {} minutes within {FREE_SEARCH_DAYS} days",
+                length.num_minutes()
+            ),
+        }
     }
 
     async fn transfer(&self, mode: TransferMode, reason: &str) -> Result<String, String> {
@@ -425,7 +627,7 @@ impl CallTools {
             }
             ToolName::CheckAvailability => {
                 let a: AvailabilityArgs = parse(args)?;
-                availability(scope, &required("date", a.date)?)?
+                availability(scope, &required("date", a.date)?).await?
             }
             ToolName::BookAppointment => {
                 let a: BookArgs = parse(args)?;
@@ -542,7 +744,8 @@ fn spec(tool: ToolName) -> Option<ToolSpec> {
             qualify::qualify_lead_tool_schema(),
         ),
         ToolName::CheckAvailability => (
-            "The opening hours on a day, to offer the caller times that are open.",
+            "The free times on a day: the opening hours less what is already booked, to \
+             offer the caller times that are free.",
             json!({
                 "type": "object",
                 "properties": {"date": {"type": "string", "description": "YYYY-MM-DD"}},
@@ -551,7 +754,8 @@ fn spec(tool: ToolName) -> Option<ToolSpec> {
         ),
         ToolName::BookAppointment => (
             "Book an appointment once the caller has agreed a day and time. Refused for \
-             times past or closed, with the nearest open time to offer instead.",
+             times past, closed, running past closing or already booked, with the nearest \
+             time that works to offer instead.",
             json!({
                 "type": "object",
                 "properties": {
@@ -671,8 +875,61 @@ fn local_time(field: &str, text: &str) -> Result<NaiveDateTime, String> {
         .ok_or_else(|| format!("{field}: expected YYYY-MM-DDTHH:MM"))
 }
 
-/// The opening hours on `date`, and the next opening when it is closed.
-fn availability(scope: &CallScope, date: &str) -> Result<String, String> {
+/// The closing time of the open stretch `start` falls in, when it comes before `end`;
+/// `None` when it is open all the way (always, for an agent with no hours). Spans that
+/// touch or overlap run on into each other, and a day open to its last minute runs on
+/// into a next day that opens at midnight.
+fn closes_before(hours: &Week, start: NaiveDateTime, end: NaiveDateTime) -> Option<NaiveDateTime> {
+    if hours.is_empty() {
+        return None;
+    }
+    let mut open_until = start;
+    while open_until < end {
+        let date = open_until.date();
+        let time = open_until.time();
+        let further = hours
+            .day(date.weekday())
+            .iter()
+            .filter(|s| s.open <= time && time < s.close)
+            .map(|s| s.close)
+            .max();
+        if let Some(close) = further {
+            open_until = date.and_time(close);
+            continue;
+        }
+        let midnight = date.succ_opt()?.and_time(NaiveTime::MIN);
+        if midnight - open_until <= Duration::minutes(1) && hours.is_open_at(midnight) {
+            open_until = midnight;
+        } else {
+            return Some(open_until);
+        }
+    }
+    None
+}
+
+/// `spans` with `taken` cut out of them, in order.
+fn cut(
+    mut spans: Vec<Stretch<NaiveDateTime>>,
+    taken: &[Stretch<NaiveDateTime>],
+) -> Vec<Stretch<NaiveDateTime>> {
+    for (busy_from, busy_to) in taken {
+        spans = spans
+            .into_iter()
+            .flat_map(|(open, close)| {
+                let before = (open, close.min(*busy_from));
+                let after = (open.max(*busy_to), close);
+                [before, after]
+            })
+            .filter(|(open, close)| open < close)
+            .collect();
+    }
+    spans.sort();
+    spans
+}
+
+/// The free spans of `date`: its opening hours (all day for an agent with none) less
+/// what has passed and the agent's appointments; the next free time when none is left.
+async fn availability(scope: &CallScope, date: &str) -> Result<String, String> {
     let day = NaiveDate::parse_from_str(date.trim(), "%Y-%m-%d")
         .map_err(|_| "date: expected YYYY-MM-DD".to_owned())?;
     let now = scope.local_now();
@@ -680,39 +937,66 @@ fn availability(scope: &CallScope, date: &str) -> Result<String, String> {
         return Ok(format!("{day} has passed"));
     }
     let hours = &scope.hours;
-    if hours.is_empty() {
+    let midnight = day.and_time(NaiveTime::MIN);
+    let next_midnight = midnight + Duration::days(1);
+    let spans: Vec<Stretch<NaiveDateTime>> = match hours.is_empty() {
+        true => vec![(midnight, next_midnight)],
+        false => hours
+            .day(day.weekday())
+            .iter()
+            .map(|s| (day.and_time(s.open), day.and_time(s.close)))
+            .collect(),
+    };
+    // Today, only what is left of the day is open to offer.
+    let left: Vec<Stretch<NaiveDateTime>> = spans
+        .iter()
+        .map(|(open, close)| (*open.max(&now), *close))
+        .filter(|(open, close)| open < close)
+        .collect();
+    let longest = Duration::minutes(i64::from(*DURATION_MINUTES.end()));
+    let taken: Vec<Stretch<NaiveDateTime>> = scope
+        .taken(
+            scope.to_utc(midnight) - longest,
+            scope.to_utc(next_midnight),
+        )
+        .await?
+        .into_iter()
+        .map(|(start, end)| (scope.to_local(start), scope.to_local(end)))
+        .collect();
+    if hours.is_empty() && taken.is_empty() {
         return Ok(format!("{day}: open all day"));
     }
-    let spans = hours.day(chrono::Datelike::weekday(&day));
-    // Today, only what is left of the day is open to offer.
-    let today = day == now.date();
-    let mut left: Vec<(NaiveTime, NaiveTime)> = spans
-        .iter()
-        .filter(|s| !today || s.close > now.time())
-        .map(|s| match today {
-            true => (s.open.max(now.time()), s.close),
-            false => (s.open, s.close),
-        })
-        .collect();
-    left.sort();
-    if left.is_empty() {
-        let closed = match today && !spans.is_empty() {
-            true => "closed for the rest of the day",
-            false => "closed",
-        };
-        let from = day.and_time(NaiveTime::MIN).max(now);
-        return Ok(match hours.next_open(from) {
-            Some(open) => format!(
-                "{day}: {closed}; the next opening is {} ({})",
-                scope.speak(open),
-                open.format("%Y-%m-%dT%H:%M")
-            ),
-            None => format!("{day}: {closed}"),
-        });
+    let free = cut(left.clone(), &taken);
+    if !free.is_empty() {
+        let open: Vec<String> = free
+            .iter()
+            .map(|(open, close)| {
+                let close = match *close == next_midnight {
+                    true => "24:00".to_owned(),
+                    false => close.format("%H:%M").to_string(),
+                };
+                format!("{}–{close}", open.format("%H:%M"))
+            })
+            .collect();
+        return Ok(format!("{day}: open {}", open.join(", ")));
     }
-    let open: Vec<String> = left
-        .iter()
-        .map(|(open, close)| format!("{}–{}", open.format("%H:%M"), close.format("%H:%M")))
-        .collect();
-    Ok(format!("{day}: open {}", open.join(", ")))
+    let closed = match (left.is_empty(), spans.is_empty()) {
+        // Open hours remain, but every minute of them is booked.
+        (false, _) => "fully booked",
+        (true, false) if day == now.date() => "closed for the rest of the day",
+        _ => "closed",
+    };
+    let from = midnight.max(now);
+    let length = Duration::minutes(i64::from(DEFAULT_MEETING_MINUTES));
+    let taken = scope.taken_around(from).await?;
+    Ok(match scope.nearest_free(from, length, &taken) {
+        Some(free) if left.is_empty() => {
+            format!("{day}: {closed}; the next opening is {}", scope.offer(free))
+        }
+        Some(free) => format!(
+            "{day}: {closed}; the next free time is {}",
+            scope.offer(free)
+        ),
+        None => format!("{day}: {closed}"),
+    })
 }

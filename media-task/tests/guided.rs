@@ -418,6 +418,7 @@ async fn the_flow_leads_the_model_node_by_node_and_books_once() {
         starts_at,
         duration_minutes,
         kind,
+        ..
     } = &bookings[0]
     else {
         unreachable!()

@@ -306,6 +306,7 @@ async fn a_flow_greets_books_in_the_tenants_time_and_ends_the_call() {
         starts_at,
         duration_minutes,
         kind,
+        ..
     } = &booked[0].1
     else {
         panic!("{booked:?}")

@@ -7,7 +7,9 @@
 //! transcript), and its result from the model's next request.
 //!
 //! One by one: [`CallTools`] acting for a call on a store whose clock is fixed, for the
-//! agent's hours (refusals naming the next open time, the day's spans) and for bad
+//! agent's hours (refusals naming the next open time, the day's spans), the agent's
+//! other appointments (overlaps and meetings past closing refused naming the next free
+//! time, cancelled ones freeing theirs, agents apart, racing calls) and for bad
 //! arguments (each named, nothing written).
 
 mod common;
@@ -278,6 +280,7 @@ struct Booked {
     id: String,
     lead_id: LeadId,
     call_id: Option<CallId>,
+    agent_id: Option<AgentId>,
     title: String,
     starts_at: DateTime<Utc>,
     duration_minutes: u32,
@@ -292,6 +295,7 @@ async fn booked(ports: &Ports) -> Vec<Booked> {
             AppointmentEvent::AppointmentBooked {
                 lead_id,
                 call_id,
+                agent_id,
                 title,
                 starts_at,
                 duration_minutes,
@@ -300,6 +304,7 @@ async fn booked(ports: &Ports) -> Vec<Booked> {
                 id: recorded.stream.id().to_owned(),
                 lead_id,
                 call_id,
+                agent_id,
                 title,
                 starts_at,
                 duration_minutes,
@@ -1484,6 +1489,241 @@ async fn bad_arguments_name_the_field_and_write_nothing() {
         (output.content.as_str(), output.end_call),
         ("the call ends after the goodbye", true)
     );
+}
+
+/// The tenant of `desk`'s call.
+async fn desk_tenant(desk: &Desk) -> TenantId {
+    let events = desk
+        .ports
+        .events
+        .read_stream(&desk.call_id.stream(), 1)
+        .await
+        .unwrap();
+    TenantId::parse(&events[0].meta.tenant_id).unwrap()
+}
+
+/// The tools of another call on `desk`'s store and tenant, for the same lead, by
+/// `agent` (whose calendar bookings are checked against) under `hours`.
+async fn agent_tools(desk: &Desk, agent: &AgentId, hours: Week) -> CallTools {
+    let ctx = Context {
+        tenant_id: desk_tenant(desk).await.to_string(),
+        correlation_id: "test".into(),
+        idempotency_key: None,
+    };
+    let mut scope = CallScope::new(desk.ports.clone(), ctx, CallId::new());
+    scope.lead_id = Some(desk.lead_id.clone());
+    scope.agent_id = Some(agent.clone());
+    scope.time_zone = Some(TimeZone::parse("America/New_York").unwrap());
+    scope.hours = hours;
+    CallTools::new(scope)
+}
+
+/// What `tools` answer to `name` with `arguments`.
+async fn answer_of(tools: &CallTools, name: &str, arguments: Value) -> String {
+    let call = ToolCall {
+        id: "call_1".into(),
+        name: name.into(),
+        arguments: arguments.to_string(),
+    };
+    let output = tools.call(&call).await;
+    assert!(!output.end_call, "{name} {arguments}: {output:?}");
+    output.content
+}
+
+#[tokio::test]
+async fn an_agents_booked_times_are_refused_with_the_next_free_time_and_freed_by_cancelling() {
+    // Friday 16:20 in New York; open Monday to Friday, 09:00 to 17:00.
+    let desk = desk(office_hours(), friday_afternoon()).await;
+    let riley = AgentId::new();
+    let sam = AgentId::new();
+    let a = agent_tools(&desk, &riley, office_hours()).await;
+    let b = agent_tools(&desk, &sam, office_hours()).await;
+    let book = |start: &str, minutes: u32| json!({"start": start, "duration_minutes": minutes, "title": "Viewing"});
+    let ok = |said: &str| {
+        assert!(said.starts_with("booked appointment "), "{said}");
+        said.split(' ').nth(2).unwrap().to_owned()
+    };
+
+    // An hour from ten on Monday.
+    let ten = ok(&answer_of(&a, "book_appointment", book("2031-01-20T10:00", 60)).await);
+    // Overlapping it, at its middle or running into it: refused, with the first
+    // quarter hour after it that is free.
+    assert_eq!(
+        answer_of(&a, "book_appointment", book("2031-01-20T10:30", 30)).await,
+        "error: Monday, January 20th at 10:30 am is already booked; the nearest free \
+         time is Monday, January 20th at 11 am (2031-01-20T11:00)"
+    );
+    assert_eq!(
+        answer_of(&a, "book_appointment", book("2031-01-20T09:15", 60)).await,
+        "error: Monday, January 20th at 9:15 am is already booked; the nearest free \
+         time is Monday, January 20th at 11 am (2031-01-20T11:00)"
+    );
+    // Back to back on either side is fine: a meeting may start as another ends.
+    ok(&answer_of(&a, "book_appointment", book("2031-01-20T11:00", 30)).await);
+    ok(&answer_of(&a, "book_appointment", book("2031-01-20T09:30", 30)).await);
+    // Now 09:30 to 11:30 is taken: the next free time skips the whole of it.
+    assert_eq!(
+        answer_of(&a, "book_appointment", book("2031-01-20T09:45", 15)).await,
+        "error: Monday, January 20th at 9:45 am is already booked; the nearest free \
+         time is Monday, January 20th at 11:30 am (2031-01-20T11:30)"
+    );
+
+    // Open at the start but running past closing: refused, with the nearest time it
+    // fits (Monday at nine, before the booked half hour).
+    assert_eq!(
+        answer_of(&a, "book_appointment", book("2031-01-17T16:40", 30)).await,
+        "error: the meeting would run past closing at 5 pm; the nearest time it fits is \
+         Monday, January 20th at 9 am (2031-01-20T09:00)"
+    );
+    // Too long for what is left of Monday: Tuesday's opening.
+    assert_eq!(
+        answer_of(&a, "book_appointment", book("2031-01-20T16:00", 120)).await,
+        "error: the meeting would run past closing at 5 pm; the nearest time it fits is \
+         Tuesday, January 21st at 9 am (2031-01-21T09:00)"
+    );
+    // The same for a call with no agent: closing time is the agent's hours, not its
+    // calendar.
+    assert_eq!(
+        desk.says("book_appointment", book("2031-01-20T16:45", 30))
+            .await,
+        "error: the meeting would run past closing at 5 pm; the nearest time it fits is \
+         Tuesday, January 21st at 9 am (2031-01-21T09:00)"
+    );
+
+    // The day's availability is its hours less what is booked.
+    let on = json!({"date": "2031-01-20"});
+    assert_eq!(
+        answer_of(&a, "check_availability", on.clone()).await,
+        "2031-01-20: open 09:00–09:30, 11:30–17:00"
+    );
+    // Another agent's calendar is their own.
+    assert_eq!(
+        answer_of(&b, "check_availability", on.clone()).await,
+        "2031-01-20: open 09:00–17:00"
+    );
+    ok(&answer_of(&b, "book_appointment", book("2031-01-20T10:00", 60)).await);
+    assert_eq!(
+        answer_of(&b, "check_availability", on.clone()).await,
+        "2031-01-20: open 09:00–10:00, 11:00–17:00"
+    );
+
+    // A day with every open minute booked offers the next free time.
+    ok(&answer_of(&b, "book_appointment", book("2031-01-21T09:00", 480)).await);
+    assert_eq!(
+        answer_of(&b, "check_availability", json!({"date": "2031-01-21"})).await,
+        "2031-01-21: fully booked; the next free time is Wednesday, January 22nd at \
+         9 am (2031-01-22T09:00)"
+    );
+
+    // Cancelling the hour at ten frees it, for Riley only.
+    let tenant = desk_tenant(&desk).await;
+    let cancelled = parley_shared::appointmentviews::run_appointment(
+        &desk.ports,
+        &Context {
+            tenant_id: tenant.to_string(),
+            correlation_id: "test".into(),
+            idempotency_key: None,
+        },
+        &ten.parse().unwrap(),
+        parley_shared::domain::appointment::AppointmentCommand::Cancel {
+            reason: "the caller called back".into(),
+        },
+    )
+    .await
+    .unwrap();
+    assert!(cancelled.appointment.cancelled);
+    assert_eq!(
+        answer_of(&a, "check_availability", on.clone()).await,
+        "2031-01-20: open 09:00–09:30, 10:00–11:00, 11:30–17:00"
+    );
+    ok(&answer_of(&a, "book_appointment", book("2031-01-20T10:15", 45)).await);
+    assert_eq!(
+        answer_of(&b, "book_appointment", book("2031-01-20T10:15", 45)).await,
+        "error: Monday, January 20th at 10:15 am is already booked; the nearest free \
+         time is Monday, January 20th at 11 am (2031-01-20T11:00)"
+    );
+
+    // What was written: six bookings, each naming its agent, and their views.
+    let appointments = booked(&desk.ports).await;
+    let by = |agent: &AgentId| {
+        appointments
+            .iter()
+            .filter(|a| a.agent_id.as_ref() == Some(agent))
+            .count()
+    };
+    assert_eq!((appointments.len(), by(&riley), by(&sam)), (6, 4, 2));
+    for appointment in &appointments {
+        let view = desk
+            .ports
+            .views
+            .get("appointments", &appointment.id)
+            .await
+            .unwrap()
+            .unwrap();
+        let expected = if appointment.id == ten {
+            "cancelled"
+        } else {
+            "booked"
+        };
+        assert_eq!(view.body["status"], expected, "{view:?}");
+        assert!(view.index2.is_some(), "{view:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_calls_booking_an_agents_same_time_at_once_never_both_keep_it() {
+    let desk = desk(office_hours(), friday_afternoon()).await;
+    let riley = AgentId::new();
+    let calls = [
+        Arc::new(agent_tools(&desk, &riley, office_hours()).await),
+        Arc::new(agent_tools(&desk, &riley, office_hours()).await),
+    ];
+    let mut kept = 0;
+    for day in 20..=24 {
+        for hour in 9..=16 {
+            let args =
+                json!({"start": format!("2031-01-{day}T{hour:02}:00"), "duration_minutes": 45});
+            let racing = calls.clone().map(|tools| {
+                let args = args.clone();
+                tokio::spawn(async move { answer_of(&tools, "book_appointment", args).await })
+            });
+            let mut booked = 0;
+            for race in racing {
+                let said = race.await.unwrap();
+                if said.starts_with("booked appointment ") {
+                    booked += 1;
+                } else {
+                    assert!(
+                        said.contains(" is already booked; the nearest free time is ")
+                            || said.contains(" was booked by another call just now; "),
+                        "{said}"
+                    );
+                }
+            }
+            assert!(booked <= 1, "{args}: both kept it");
+            kept += booked;
+        }
+    }
+    assert!(kept > 0, "every race lost on both sides");
+
+    // The calendar agrees: no two live appointments of the agent overlap.
+    let tenant = desk_tenant(&desk).await;
+    let query = parley_shared::appointmentviews::starting_query(
+        &tenant,
+        Some(&riley),
+        "2031-01-01T00:00:00Z".parse().unwrap(),
+        None,
+    );
+    let live: Vec<_> = parley_shared::appointmentviews::all_in(&*desk.ports.views, query, 5)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|a| a.is_live())
+        .collect();
+    assert_eq!(live.len(), kept);
+    for pair in live.windows(2) {
+        assert!(pair[0].ends_at <= pair[1].starts_at, "{pair:?}");
+    }
 }
 
 #[tokio::test]

@@ -12,6 +12,7 @@
 //! - [`config`]: typed configuration from the environment; [`backend`] wires the ports.
 
 pub mod aggregate;
+pub mod appointmentviews;
 pub mod aws;
 pub mod backend;
 pub mod blob;

@@ -7,6 +7,7 @@
 //! tenants' ids are 404.
 
 mod agents;
+mod appointments;
 pub mod auth;
 mod body;
 mod calls;
@@ -116,6 +117,9 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/campaigns/{id}/export", get(campaignreports::export))
         .route("/v1/calls/{id}", get(calls::get))
+        .route("/v1/appointments", get(appointments::list))
+        .route("/v1/appointments/{id}", get(appointments::get))
+        .route("/v1/appointments/{id}/cancel", post(appointments::cancel))
         .route("/v1/do-not-call", get(donotcall::list))
         .route(
             "/v1/do-not-call/{number}",

@@ -5,7 +5,7 @@ use std::ops::RangeInclusive;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::ids::{CallId, LeadId};
+use super::ids::{AgentId, CallId, LeadId};
 use super::values::{ValueError, name};
 use crate::aggregate::Aggregate;
 use crate::event::DomainEvent;
@@ -29,6 +29,10 @@ pub enum AppointmentEvent {
         lead_id: LeadId,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         call_id: Option<CallId>,
+        /// The agent whose time the meeting takes; absent in events written before
+        /// appointments named their agent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        agent_id: Option<AgentId>,
         title: String,
         starts_at: DateTime<Utc>,
         duration_minutes: u32,
@@ -58,6 +62,8 @@ pub enum AppointmentCommand {
     Book {
         lead_id: LeadId,
         call_id: Option<CallId>,
+        /// The agent whose time the meeting takes, when one does.
+        agent_id: Option<AgentId>,
         title: String,
         starts_at: DateTime<Utc>,
         duration_minutes: u32,
@@ -96,11 +102,24 @@ pub struct Appointment {
     pub exists: bool,
     pub lead_id: Option<LeadId>,
     pub call_id: Option<CallId>,
+    pub agent_id: Option<AgentId>,
     pub title: String,
     pub starts_at: Option<DateTime<Utc>>,
     pub duration_minutes: u32,
     pub kind: Option<MeetingKind>,
     pub cancelled: bool,
+    /// Why it was cancelled, once it was.
+    pub cancel_reason: Option<String>,
+    /// How many times it moved since it was booked.
+    pub reschedules: u32,
+}
+
+impl Appointment {
+    /// When the meeting ends: its start plus its length.
+    pub fn ends_at(&self) -> Option<DateTime<Utc>> {
+        self.starts_at
+            .map(|at| at + chrono::Duration::minutes(i64::from(self.duration_minutes)))
+    }
 }
 
 impl Aggregate for Appointment {
@@ -124,6 +143,7 @@ impl Aggregate for Appointment {
             AppointmentCommand::Book {
                 lead_id,
                 call_id,
+                agent_id,
                 title,
                 starts_at,
                 duration_minutes,
@@ -138,6 +158,7 @@ impl Aggregate for Appointment {
                 Ok(vec![AppointmentEvent::AppointmentBooked {
                     lead_id,
                     call_id,
+                    agent_id,
                     title: name("title", &title, 200)?,
                     starts_at: future(starts_at)?,
                     duration_minutes,
@@ -168,6 +189,7 @@ impl Aggregate for Appointment {
             AppointmentEvent::AppointmentBooked {
                 lead_id,
                 call_id,
+                agent_id,
                 title,
                 starts_at,
                 duration_minutes,
@@ -176,15 +198,20 @@ impl Aggregate for Appointment {
                 self.exists = true;
                 self.lead_id = Some(lead_id.clone());
                 self.call_id = call_id.clone();
+                self.agent_id = agent_id.clone();
                 self.title = title.clone();
                 self.starts_at = Some(*starts_at);
                 self.duration_minutes = *duration_minutes;
                 self.kind = Some(*kind);
             }
             AppointmentEvent::AppointmentRescheduled { starts_at } => {
-                self.starts_at = Some(*starts_at)
+                self.starts_at = Some(*starts_at);
+                self.reschedules += 1;
             }
-            AppointmentEvent::AppointmentCancelled { .. } => self.cancelled = true,
+            AppointmentEvent::AppointmentCancelled { reason } => {
+                self.cancelled = true;
+                self.cancel_reason = Some(reason.clone());
+            }
             AppointmentEvent::Unknown => {}
         }
     }
@@ -201,6 +228,7 @@ mod tests {
         AppointmentCommand::Book {
             lead_id: LeadId::new(),
             call_id: None,
+            agent_id: None,
             title: "Viewing at 12 Elm St".into(),
             starts_at,
             duration_minutes,
@@ -254,6 +282,59 @@ mod tests {
             )
             .unwrap(),
             vec![]
+        );
+    }
+
+    #[test]
+    fn bookings_name_their_agent_and_older_events_still_read() {
+        let agent = AgentId::new();
+        let mut command = book(now() + Duration::hours(2), 30);
+        if let AppointmentCommand::Book { agent_id, .. } = &mut command {
+            *agent_id = Some(agent.clone());
+        }
+        let booked = when(&Appointment::default(), command).unwrap();
+        let json = serde_json::to_value(&booked[0]).unwrap();
+        assert_eq!(json["agent_id"], serde_json::json!(agent));
+        assert_eq!(given::<Appointment>(&booked).agent_id, Some(agent));
+
+        // Written before bookings named an agent: no field, and none is written back.
+        let old = serde_json::json!({
+            "type": "appointment_booked",
+            "lead_id": LeadId::new(),
+            "title": "Viewing",
+            "starts_at": "2031-01-20T14:00:00Z",
+            "duration_minutes": 30,
+            "kind": "phone",
+        });
+        let event: AppointmentEvent = serde_json::from_value(old).unwrap();
+        assert!(matches!(
+            &event,
+            AppointmentEvent::AppointmentBooked { agent_id: None, .. }
+        ));
+        assert!(
+            serde_json::to_value(&event)
+                .unwrap()
+                .get("agent_id")
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn the_state_counts_moves_and_keeps_why_it_was_cancelled() {
+        let soon = now() + Duration::hours(2);
+        let mut events = when(&Appointment::default(), book(soon, 45)).unwrap();
+        events.push(AppointmentEvent::AppointmentRescheduled {
+            starts_at: soon + Duration::hours(1),
+        });
+        events.push(AppointmentEvent::AppointmentCancelled {
+            reason: "the caller called back".into(),
+        });
+        let state = given::<Appointment>(&events);
+        assert_eq!(state.reschedules, 1);
+        assert_eq!(state.ends_at(), Some(soon + Duration::minutes(105)));
+        assert_eq!(
+            state.cancel_reason.as_deref(),
+            Some("the caller called back")
         );
     }
 
