@@ -19,6 +19,8 @@ use parley_webhooks::WebhookState;
 use serde::Deserialize;
 use tokio::net::TcpListener;
 
+pub mod demo;
+
 /// Everything the local stack serves, opened on one configuration.
 #[derive(Clone)]
 pub struct Stack {

@@ -36,7 +36,7 @@ async fn main() -> anyhow::Result<()> {
         public_url,
     } = Cli::parse().command;
     // Flags win over the environment; everything else comes from it as on AWS.
-    let config = Config::from_lookup(|name| match name {
+    let mut config = Config::from_lookup(|name| match name {
         "PARLEY_BACKEND" => Some("embedded".into()),
         "PARLEY_DATA_DIR" => Some(data_dir.clone()),
         "PARLEY_LISTEN" => Some(listen.clone()),
@@ -61,13 +61,43 @@ async fn main() -> anyhow::Result<()> {
     println!("  health:   {}/health", config.public_url);
     println!("  data dir: {}", data_dir.display());
 
-    if config.admin_key.is_none() {
-        println!("  admin:    none (set PARLEY_ADMIN_KEY to manage tenants)");
+    // Without PARLEY_ADMIN_KEY, one is made and kept in the data directory.
+    let (admin_key, made) = parley::demo::admin_key(data_dir, config.admin_key.as_ref())?;
+    config.admin_key = Some(admin_key.clone());
+    match (made, std::env::var_os("PARLEY_ADMIN_KEY").is_some()) {
+        (_, true) => println!("  admin:    the key in PARLEY_ADMIN_KEY"),
+        (true, false) => println!(
+            "  admin:    {} (new; kept in the data dir)",
+            admin_key.expose()
+        ),
+        (false, false) => println!("  admin:    {} (from the data dir)", admin_key.expose()),
     }
     println!("  twilio:   {}/webhooks/twilio/voice", config.public_url);
     let stack = parley::Stack::new(ports, &config)
         .await
         .context("starting the stack")?;
+    let api = parley_api::router(stack.api.clone());
+    // The demo is a convenience: without it the stack still serves.
+    match parley::demo::ensure(api, data_dir, &admin_key).await {
+        Ok((demo, made)) => {
+            println!(
+                "  demo:     tenant {} ({}), agent {} on {} (simulated carrier)",
+                demo.tenant_id,
+                if made { "new" } else { "kept" },
+                demo.agent_id,
+                demo.number
+            );
+            println!("            API key {}", demo.api_key);
+            println!(
+                "            try: curl -H 'Authorization: Bearer {}' {}/v1/agents",
+                demo.api_key, config.public_url
+            );
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "the demo tenant was not set up");
+            println!("  demo:     not set up ({e})");
+        }
+    }
     parley::serve(listener, stack, async {
         let _ = tokio::signal::ctrl_c().await;
         tracing::info!("stopping");
