@@ -61,6 +61,7 @@ impl Brain for GuardedBrain {
             step.actions,
             step.say,
             step.ended,
+            None,
         )
     }
 }

@@ -29,7 +29,7 @@ use tokio::sync::mpsc;
 
 use crate::brain::{Brain, BrainEvent, LlmBrain, ToolOutput, Tools};
 use crate::llm::{LanguageModel, Message, ToolCall, ToolSpec};
-use crate::script::{heard, perform};
+use crate::script::{Refuse, heard, perform};
 use crate::tools::{CallScope, CallTools, tool_id};
 
 /// Longest value `save_slot` takes: a caller's answer, not a monologue.
@@ -178,7 +178,18 @@ impl Brain for GuidedBrain {
             let first = shared
                 .next_tool
                 .fetch_add(turn.actions.len() as u64, Ordering::Relaxed);
-            return perform(shared.scope.clone(), first, turn.actions, turn.lines, true);
+            // A booking refused on the way to the end: the flow offers another time.
+            let refuse: Refuse = {
+                let shared = shared.clone();
+                Box::new(move |slot, offer| {
+                    let mut state = shared.state();
+                    let step = state.run.refused(slot, offer);
+                    shared.scope.log.answers(state.run.slots());
+                    step
+                })
+            };
+            let scope = shared.scope.clone();
+            return perform(scope, first, turn.actions, turn.lines, true, Some(refuse));
         }
         let (tx, rx) = mpsc::channel(64);
         let (llm, rounds) = (self.llm.clone(), self.max_tool_rounds);

@@ -10,7 +10,8 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use parley_shared::flow::{FiredAction, Flow, FlowRun, Heard};
+use chrono::NaiveDateTime;
+use parley_shared::flow::{FiredAction, Flow, FlowRun, Heard, Step};
 use tokio::sync::mpsc;
 
 use crate::brain::{Brain, BrainEvent};
@@ -23,7 +24,7 @@ const KEYS_OPEN: &str = "(the caller pressed the keys ";
 
 /// A flow answering one call's caller.
 pub struct ScriptBrain {
-    state: Mutex<State>,
+    state: Arc<Mutex<State>>,
     scope: Arc<CallScope>,
     /// Numbers the tool calls the actions are reported as.
     next_tool: AtomicU64,
@@ -56,11 +57,11 @@ impl ScriptBrain {
         let (run, opening) = FlowRun::start(flow, scope.context(fields));
         let greeting = opening.say.join(" ");
         let brain = ScriptBrain {
-            state: Mutex::new(State {
+            state: Arc::new(Mutex::new(State {
                 run,
                 pending: opening.actions,
                 undo: None,
-            }),
+            })),
             scope: Arc::new(scope),
             next_tool: AtomicU64::new(1),
         };
@@ -68,11 +69,15 @@ impl ScriptBrain {
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
-        // A panic elsewhere never leaves the run half-changed: `hear` is pure.
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.state)
     }
+}
+
+fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
+    // A panic elsewhere never leaves the run half-changed: `hear` is pure.
+    state
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Brain for ScriptBrain {
@@ -112,18 +117,36 @@ impl Brain for ScriptBrain {
         let first_tool = self
             .next_tool
             .fetch_add(actions.len() as u64, Ordering::Relaxed);
-        perform(self.scope.clone(), first_tool, actions, step.say, ended)
+        let refuse: Refuse = {
+            let (state, log) = (self.state.clone(), self.scope.log.clone());
+            Box::new(move |slot, offer| {
+                let mut state = lock(&state);
+                let step = state.run.refused(slot, offer);
+                log.answers(state.run.slots());
+                step
+            })
+        };
+        let (scope, say) = (self.scope.clone(), step.say);
+        perform(scope, first_tool, actions, say, ended, Some(refuse))
     }
 }
 
+/// What a flow makes of a booking the host could not make: the slot that held its time
+/// and the nearest free time in, the flow's new step out (see [`FlowRun::refused`]).
+pub(crate) type Refuse = Box<dyn FnOnce(&str, Option<NaiveDateTime>) -> Step + Send>;
+
 /// Carries out `actions` and then says `say`, as a brain's answer; the call ends after
-/// it when `ended`. Tool calls are numbered from `first_tool`.
+/// it when `ended`. Tool calls are numbered from `first_tool`. When a booking among the
+/// actions is refused and `refuse` is given, the actions after it are dropped (they
+/// followed a booking that did not happen) and the flow's answer to the refusal is
+/// said instead.
 pub(crate) fn perform(
     scope: Arc<CallScope>,
     first_tool: u64,
     actions: Vec<FiredAction>,
-    say: Vec<String>,
-    ended: bool,
+    mut say: Vec<String>,
+    mut ended: bool,
+    mut refuse: Option<Refuse>,
 ) -> mpsc::Receiver<BrainEvent> {
     let (tx, rx) = mpsc::channel(16);
     tokio::spawn(async move {
@@ -132,10 +155,25 @@ pub(crate) fn perform(
         // caller stops listening the lines go nowhere, but the actions still run: the
         // conversation has moved on past them.
         let mut listening = true;
-        for (n, action) in (first_tool..).zip(actions) {
-            let used = scope.carry_out(n, action).await;
+        let mut queue: std::collections::VecDeque<FiredAction> = actions.into();
+        let mut n = first_tool;
+        while let Some(action) = queue.pop_front() {
+            let slot = match &action {
+                FiredAction::Book { slot, .. } => Some(slot.clone()),
+                _ => None,
+            };
+            let (used, refused) = scope.carry_out_refusable(n, action).await;
+            n += 1;
             if listening && tx.send(used).await.is_err() {
                 listening = false;
+            }
+            if let (Some(offer), Some(slot)) = (refused, slot)
+                && let Some(refuse) = refuse.take()
+            {
+                let step = refuse(&slot, offer);
+                queue = step.actions.into();
+                say = step.say;
+                ended = step.ended;
             }
         }
         for (i, mut line) in say.into_iter().enumerate() {

@@ -146,6 +146,17 @@ impl CallScope {
     /// called. A failure is logged and reported (`error: …`), never a reason to end the
     /// call.
     pub async fn carry_out(&self, n: u64, action: FiredAction) -> BrainEvent {
+        self.carry_out_refusable(n, action).await.0
+    }
+
+    /// [`CallScope::carry_out`], and for a booking that was refused, the nearest time
+    /// the flow may offer instead (`Some(None)` when nothing is free to offer).
+    pub async fn carry_out_refusable(
+        &self,
+        n: u64,
+        action: FiredAction,
+    ) -> (BrainEvent, Option<Option<NaiveDateTime>>) {
+        let mut refused = None;
         let call = ToolCall {
             id: format!("flow-{n}"),
             name: tool_name(&action).to_owned(),
@@ -161,10 +172,14 @@ impl CallScope {
                 at,
                 duration_minutes,
                 kind,
-            } => self
-                .book(title, at, duration_minutes, kind)
-                .await
-                .map(|(_, booked)| booked),
+                ..
+            } => {
+                let booked = self.book(title, at, duration_minutes, kind).await;
+                if booked.is_err() {
+                    refused = Some(self.free_offer(at, duration_minutes).await);
+                }
+                booked.map(|(_, booked)| booked)
+            }
             FiredAction::Transfer { mode, reason } => self.transfer(mode, &reason).await,
             FiredAction::End { outcome } => Ok(self.end(outcome)),
             FiredAction::SendConfirmation {
@@ -172,10 +187,29 @@ impl CallScope {
             } => self.confirm(channel, Some(message)).await,
             FiredAction::Callback { at } => self.callback(at).await,
         };
-        BrainEvent::ToolUsed {
+        let used = BrainEvent::ToolUsed {
             result: self.reported(&call.name, result),
             call,
-        }
+        };
+        (used, refused)
+    }
+
+    /// The nearest free time for a meeting of `duration_minutes` asked for at `at`
+    /// (local): from `at`, or from the next quarter hour when `at` has passed.
+    async fn free_offer(&self, at: NaiveDateTime, duration_minutes: u32) -> Option<NaiveDateTime> {
+        let now = self.local_now();
+        let step = FREE_STEP_MINUTES * 60;
+        let from = match at < now {
+            true => {
+                let secs = now.and_utc().timestamp();
+                let up = (secs + step - 1).div_euclid(step) * step;
+                DateTime::from_timestamp(up, 0)?.naive_utc()
+            }
+            false => at,
+        };
+        let taken = self.taken_around(from).await.ok()?;
+        let length = Duration::minutes(i64::from(duration_minutes));
+        self.nearest_free(from, length, &taken)
     }
 
     /// The tool's result text: the failure logged and worded for the model.

@@ -622,3 +622,143 @@ async fn a_relay_call_qualifies_the_lead_through_the_shipped_flow() {
         "we need a new booking system for our clinic"
     );
 }
+
+/// A flow's booking refused at the last step (another caller took the time first):
+/// no confirmation is sent and the call does not end; the flow offers the nearest
+/// free time, takes the caller's yes, and books that instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flow_offers_the_next_free_time_when_its_booking_is_refused() {
+    let mut settings = AgentSettings::named("Riley");
+    settings.industry = Some(Industry::Appointments);
+    settings.mode = ConversationMode::ConversationRelay;
+    settings.voice.provider = VoiceProvider::Twilio;
+    settings.business_hours = serde_json::from_value(serde_json::json!({
+        "time_zone": ZONE,
+        "week": {
+            "monday": [{"open": "09:00", "close": "17:00"}],
+            "tuesday": [{"open": "09:00", "close": "17:00"}],
+            "wednesday": [{"open": "09:00", "close": "17:00"}],
+            "thursday": [{"open": "09:00", "close": "17:00"}],
+            "friday": [{"open": "09:00", "close": "17:00"}],
+        }
+    }))
+    .unwrap();
+    let world = world(settings, Some("Ana"), &[]).await;
+    // Someone else already has the agent's next Tuesday at 2 pm, New York time.
+    let zone = TimeZone::parse(ZONE).unwrap().tz();
+    let now = Utc::now().with_timezone(&zone).naive_local();
+    let when = parley_shared::slots::when("next tuesday at two pm", now).unwrap();
+    let at = when.date.unwrap().and_time(when.time.unwrap());
+    let taken = at.and_local_timezone(zone).earliest().unwrap().to_utc();
+    let other = parley_shared::domain::ids::AppointmentId::new();
+    parley_shared::appointmentviews::run_appointment(
+        &world.scene.ports,
+        &world.scene.ctx(),
+        &other,
+        parley_shared::domain::appointment::AppointmentCommand::Book {
+            lead_id: common::lead(&world.scene.ports, &world.scene.ctx(), None, &[]).await,
+            call_id: None,
+            agent_id: Some(world.scene.agent_id.clone()),
+            title: "Someone else".into(),
+            starts_at: taken,
+            duration_minutes: 30,
+            kind: MeetingKind::InPerson,
+        },
+    )
+    .await
+    .unwrap();
+
+    let call_id = world.call().await;
+    let token = common::token(&world.scene.tenant, SECRET, &call_id.to_string(), 5);
+    let dial = relay_caller::Dial {
+        url: format!("{}/media/twilio-relay", world.base),
+        session_id: "VXrefused".into(),
+        call_sid: "CArefused".into(),
+        from: "+14155550123".into(),
+        to: "+14155550100".into(),
+        direction: "inbound".into(),
+        parameters: vec![
+            ("tenant_id".into(), world.scene.tenant.clone()),
+            ("call_id".into(), call_id.to_string()),
+            ("direction".into(), "inbound".into()),
+            ("token".into(), token),
+        ],
+    };
+    let heard = tokio::time::timeout(
+        Duration::from_secs(40),
+        relay_caller::call(
+            &dial,
+            vec![
+                answer(),
+                say("a dental cleaning"),
+                answer(),
+                say("next tuesday at two pm"),
+                answer(),
+                say("yes"),
+                answer(),
+                say("yes please"),
+                answer(),
+                say("yes"),
+                answer(),
+            ],
+        ),
+    )
+    .await
+    .expect("the call ended in time")
+    .unwrap();
+    let answers = &heard.answers;
+    assert!(answers[2].contains("Shall I book it"), "{answers:?}");
+    // The booking was refused: no "all set", the nearest free time instead.
+    assert!(
+        answers[3].starts_with("I'm sorry, that time is not available.")
+            && answers[3].contains("at 2:30 pm. Does that suit you?"),
+        "{answers:?}"
+    );
+    assert!(
+        answers[4].contains("at 2:30 pm. Shall I book it"),
+        "{answers:?}"
+    );
+    assert!(answers[5].starts_with("You're all set for"), "{answers:?}");
+
+    // One booking of this call's, half an hour after the other's; one confirmation.
+    let booked: Vec<_> = world
+        .all::<AppointmentEvent>()
+        .await
+        .into_iter()
+        .filter_map(|(_, e)| match e {
+            AppointmentEvent::AppointmentBooked {
+                call_id: Some(c),
+                starts_at,
+                ..
+            } if c == call_id => Some(starts_at),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(booked, [taken + chrono::Duration::minutes(30)]);
+    let events = world.records(&call_id).await;
+    assert_eq!(
+        tools_called(&events),
+        [
+            ("book_appointment".into(), false),
+            ("book_appointment".into(), true),
+            ("send_confirmation".into(), true),
+            ("end_call".into(), true)
+        ]
+    );
+    let queued = world
+        .scene
+        .ports
+        .message_queue
+        .receive(10, Duration::from_secs(30), Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(queued.len(), 1, "{queued:?}");
+    let (outcome, _) = events
+        .iter()
+        .find_map(|e| match e {
+            CallEvent::OutcomeClassified { outcome, summary } => Some((*outcome, summary)),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(outcome, CallOutcome::AppointmentSet);
+}

@@ -58,6 +58,7 @@ fn short(a: &FiredAction) -> String {
             at,
             duration_minutes,
             kind,
+            ..
         } => format!(
             "book {} {duration_minutes}min {} {title}",
             at.format("%Y-%m-%d %H:%M"),

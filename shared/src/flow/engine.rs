@@ -42,6 +42,7 @@ pub(crate) const MAX_TURNS_LINE: &str =
     "Let me bring in a colleague to help you with the rest. Please hold on.";
 const PAST: &str = "That time has already passed.";
 const CLOSED: &str = "We're closed at that time.";
+const NOT_AVAILABLE: &str = "I'm sorry, that time is not available.";
 const DECLINED: &str = "All right.";
 const BROKEN: &str =
     "I'm sorry, something went wrong on our side. Someone from the team will follow up. Goodbye.";
@@ -127,8 +128,9 @@ pub enum FiredAction {
     Qualify {
         slots: BTreeMap<String, SlotValue>,
     },
-    /// Book at the collected time (the tenant's local time).
+    /// Book at the collected time (the tenant's local time), collected in `slot`.
     Book {
+        slot: String,
         title: String,
         at: NaiveDateTime,
         duration_minutes: u32,
@@ -660,6 +662,7 @@ impl FlowRun {
                         continue;
                     };
                     FiredAction::Book {
+                        slot: b.slot.clone(),
                         title: render(&b.title, &|name| self.field(name)),
                         at,
                         duration_minutes: b.duration_minutes,
@@ -854,6 +857,45 @@ impl FlowRun {
             }
             (None, None) => Extracted::Nothing,
         }
+    }
+
+    /// A booking the host could not make (the time was taken, or the meeting would run
+    /// past closing): the flow goes back to the node that asked for `slot`, forgets the
+    /// time, and offers `offer` (a yes takes it) or asks again. The rest of the turn's
+    /// actions are the host's to drop: the flow has not got past the booking.
+    pub fn refused(&mut self, slot: &str, offer: Option<NaiveDateTime>) -> Step {
+        let mut step = Step {
+            understood: true,
+            ..Step::default()
+        };
+        self.ended = false;
+        self.slots.remove(slot);
+        let flow = self.compiled.flow.clone();
+        let asked = flow
+            .nodes
+            .iter()
+            .find(|(_, n)| n.collect.as_ref().is_some_and(|c| c.slot == slot));
+        let Some((name, node)) = asked else {
+            self.broken(&mut step);
+            step.ended = self.ended;
+            return step;
+        };
+        self.node = name.clone();
+        self.pending = None;
+        self.offered = None;
+        step.say.push(NOT_AVAILABLE.into());
+        match offer.filter(|at| *at >= self.now) {
+            Some(at) => {
+                self.offered = Some(at);
+                step.say.push(format!(
+                    "The nearest time I can offer is {}. Does that suit you?",
+                    speech::datetime(at, self.now.date())
+                ));
+            }
+            None => self.reask(node, &mut step),
+        }
+        step.ended = self.ended;
+        step
     }
 
     /// The node the conversation is at.
