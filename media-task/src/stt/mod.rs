@@ -2,8 +2,10 @@
 //! come out as the recogniser settles on them.
 //!
 //! - [`deepgram`]: Deepgram's live transcription WebSocket.
+//! - [`pocketsphinx`]: CMU PocketSphinx, offline, with per-turn expected phrases.
 
 pub mod deepgram;
+pub mod pocketsphinx;
 
 use async_trait::async_trait;
 use tokio::sync::mpsc;
