@@ -212,6 +212,26 @@ impl World {
         self.scene.transcript(call_id).await
     }
 
+    /// A ConversationRelay session for `call_id` as the webhook's TwiML sets it up,
+    /// named `name`, in `direction` as Twilio names it.
+    fn relay_dial(&self, call_id: &CallId, name: &str, direction: &str) -> relay_caller::Dial {
+        let token = common::token(&self.scene.tenant, SECRET, &call_id.to_string(), 5);
+        relay_caller::Dial {
+            url: format!("{}/media/twilio-relay", self.base),
+            session_id: format!("VX{name}"),
+            call_sid: format!("CA{name}"),
+            from: "+14155550100".into(),
+            to: "+14155550123".into(),
+            direction: direction.into(),
+            parameters: vec![
+                ("tenant_id".into(), self.scene.tenant.clone()),
+                ("call_id".into(), call_id.to_string()),
+                ("direction".into(), direction.into()),
+                ("token".into(), token),
+            ],
+        }
+    }
+
     /// The call as the API shows it.
     async fn view(&self, call_id: &CallId) -> parley_shared::readmodel::View {
         let views = &self.scene.ports.views;
@@ -491,21 +511,7 @@ async fn a_relay_call_qualifies_the_lead_through_the_shipped_flow() {
     settings.voice.provider = VoiceProvider::Twilio;
     let world = world(settings, Some("Ana"), &[]).await;
     let call_id = world.call().await;
-    let token = common::token(&world.scene.tenant, SECRET, &call_id.to_string(), 5);
-    let dial = relay_caller::Dial {
-        url: format!("{}/media/twilio-relay", world.base),
-        session_id: "VXscript".into(),
-        call_sid: "CAscript".into(),
-        from: "+14155550100".into(),
-        to: "+14155550123".into(),
-        direction: "outbound-api".into(),
-        parameters: vec![
-            ("tenant_id".into(), world.scene.tenant.clone()),
-            ("call_id".into(), call_id.to_string()),
-            ("direction".into(), "outbound-api".into()),
-            ("token".into(), token),
-        ],
-    };
+    let dial = world.relay_dial(&call_id, "script", "outbound-api");
     let heard = tokio::time::timeout(
         Duration::from_secs(40),
         relay_caller::call(
@@ -669,21 +675,7 @@ async fn a_flow_offers_the_next_free_time_when_its_booking_is_refused() {
     .unwrap();
 
     let call_id = world.call().await;
-    let token = common::token(&world.scene.tenant, SECRET, &call_id.to_string(), 5);
-    let dial = relay_caller::Dial {
-        url: format!("{}/media/twilio-relay", world.base),
-        session_id: "VXrefused".into(),
-        call_sid: "CArefused".into(),
-        from: "+14155550123".into(),
-        to: "+14155550100".into(),
-        direction: "inbound".into(),
-        parameters: vec![
-            ("tenant_id".into(), world.scene.tenant.clone()),
-            ("call_id".into(), call_id.to_string()),
-            ("direction".into(), "inbound".into()),
-            ("token".into(), token),
-        ],
-    };
+    let dial = world.relay_dial(&call_id, "refused", "inbound");
     let heard = tokio::time::timeout(
         Duration::from_secs(40),
         relay_caller::call(
