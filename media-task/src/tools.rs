@@ -499,23 +499,16 @@ impl CallScope {
     }
 
     async fn transfer(&self, mode: TransferMode, reason: &str) -> Result<String, String> {
-        let mode = match mode {
-            TransferMode::Warm => "warm",
-            TransferMode::Cold => "cold",
-        };
         let event = CallEvent::TransferRequested {
-            mode: mode.to_owned(),
+            mode: mode.as_str().to_owned(),
             reason: reason.to_owned(),
         };
         crate::call::record(&self.ports, &self.ctx, &self.call_id, event).await?;
         self.log.act(BrainAct::TransferAsked {
-            mode: if mode == "warm" {
-                TransferMode::Warm
-            } else {
-                TransferMode::Cold
-            },
+            mode,
             reason: reason.to_owned(),
         });
+        let mode = mode.as_str();
         Ok(format!(
             "a {mode} transfer to a person ({reason}) once the line ends; tell the caller \
              you are passing them to a colleague"
@@ -569,10 +562,7 @@ impl CallScope {
             .send(&job.to_body(), std::time::Duration::ZERO)
             .await
             .map_err(|e| e.to_string())?;
-        let name = match channel {
-            Channel::Sms => "sms",
-            Channel::Whatsapp => "whatsapp",
-        };
+        let name = channel.as_str();
         let event = CallEvent::ConfirmationQueued {
             channel: name.to_owned(),
             appointment_id,

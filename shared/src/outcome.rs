@@ -546,10 +546,7 @@ fn done(facts: &CallFacts, outcome: CallOutcome, word: Option<&Word>) -> Vec<Str
     }
     match facts.transfer() {
         Some((mode, reason)) => {
-            let mode = match mode {
-                TransferMode::Warm => "warm",
-                TransferMode::Cold => "cold",
-            };
+            let mode = mode.as_str();
             match transfer_reason(reason) {
                 Some(why) => out.push(format!("Transferred to a person ({mode}): {why}.")),
                 None => out.push(format!("Transferred to a person ({mode}).")),

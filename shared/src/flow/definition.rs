@@ -437,6 +437,16 @@ pub enum TransferMode {
     Cold,
 }
 
+impl TransferMode {
+    /// The mode's name, as flows and events write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransferMode::Warm => "warm",
+            TransferMode::Cold => "cold",
+        }
+    }
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct End {
@@ -462,6 +472,16 @@ pub struct SendConfirmation {
 pub enum Channel {
     Sms,
     Whatsapp,
+}
+
+impl Channel {
+    /// The channel's name, as flows and events write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Sms => "sms",
+            Channel::Whatsapp => "whatsapp",
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
