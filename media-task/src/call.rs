@@ -201,7 +201,7 @@ pub(crate) fn conversation_settings(agent: &CallAgent, greeting: String) -> conv
 /// its industry's), else the defaults; always before the agent's hard turn limit ends
 /// the call (it is checked before the brain is asked, so two turns earlier).
 fn guard(settings: &AgentSettings) -> Guard {
-    let mut guard = match settings.script() {
+    let mut guard = match settings.script_ref() {
         Some(flow) => Guard {
             max_turns: flow.max_turns,
             max_misunderstandings: flow.max_misunderstandings,

@@ -402,9 +402,14 @@ impl AgentSettings {
 
     /// The flow the agent follows: its own, or its industry's shipped one.
     pub fn script(&self) -> Option<Flow> {
+        self.script_ref().cloned()
+    }
+
+    /// [`AgentSettings::script`] without copying it.
+    pub fn script_ref(&self) -> Option<&Flow> {
         self.flow
-            .clone()
-            .or_else(|| self.industry.map(Flow::default_for))
+            .as_ref()
+            .or_else(|| self.industry.map(Flow::shipped))
     }
 
     /// Settings with this name and every default.

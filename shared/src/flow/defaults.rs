@@ -66,14 +66,17 @@ impl Industry {
 
 impl Flow {
     /// The shipped flow for `industry`, parsed once.
-    pub fn default_for(industry: Industry) -> Flow {
+    pub fn shipped(industry: Industry) -> &'static Flow {
         static PARSED: [OnceLock<Flow>; 4] = [const { OnceLock::new() }; 4];
-        PARSED[industry.index()]
-            .get_or_init(|| {
-                // The sources are compiled in and every one is parsed and validated by
-                // the crate's tests, so this cannot fail for any caller or upload.
-                Flow::parse_yaml(industry.source()).expect("a shipped flow is valid (tested)")
-            })
-            .clone()
+        PARSED[industry.index()].get_or_init(|| {
+            // The sources are compiled in and every one is parsed and validated by
+            // the crate's tests, so this cannot fail for any caller or upload.
+            Flow::parse_yaml(industry.source()).expect("a shipped flow is valid (tested)")
+        })
+    }
+
+    /// A copy of the shipped flow for `industry`, to run or change.
+    pub fn default_for(industry: Industry) -> Flow {
+        Flow::shipped(industry).clone()
     }
 }
