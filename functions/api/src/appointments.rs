@@ -16,7 +16,6 @@ use parley_shared::appointmentviews::{
 };
 use parley_shared::domain::appointment::{AppointmentCommand, AppointmentError};
 use parley_shared::domain::{AgentId, AppointmentId, LeadId, TenantId};
-use parley_shared::readmodel::{self, Query as ViewQuery, View};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -24,14 +23,10 @@ use crate::auth::Caller;
 use crate::body::parse;
 use crate::error::{ApiError, RuleError};
 use crate::tenants::active;
-use crate::{AppState, Page};
+use crate::{AppState, Page, PageParams, fill_page};
 
 /// The reason recorded when a cancellation gives none.
 const DEFAULT_REASON: &str = "cancelled through the API";
-
-/// The most store pages one lead-filtered list page reads before it answers with what
-/// it has and a cursor to go on.
-const MAX_FILL_PAGES: usize = 20;
 
 impl RuleError for AppointmentError {
     fn to_api(&self) -> ApiError {
@@ -101,12 +96,11 @@ pub async fn list(
     {
         return Err(ApiError::invalid("to", "must not be before from"));
     }
-    let mut query = starting_query(&tenant, agent.as_ref(), from, params.to);
-    query.limit = params.limit.unwrap_or(50);
-    if !(1..=200).contains(&query.limit) {
-        return Err(ApiError::invalid("limit", "must be 1 to 200"));
-    }
-    query.cursor = params.cursor;
+    let page_params = PageParams {
+        limit: params.limit,
+        cursor: params.cursor,
+    };
+    let query = page_params.query(starting_query(&tenant, agent.as_ref(), from, params.to))?;
     let page = match lead {
         Some(lead) => {
             let wanted = Value::String(lead.to_string());
@@ -115,31 +109,6 @@ pub async fn list(
         None => state.ports.views.query(&query).await?,
     };
     Ok(Json(Page::from(page)))
-}
-
-/// Up to `query.limit` views that `keep` accepts, with the cursor after the last one
-/// read. Each store page asks only for as many as are still missing, so the cursor
-/// never skips a view that was read but not returned.
-async fn fill_page(
-    state: &AppState,
-    mut query: ViewQuery,
-    keep: impl Fn(&View) -> bool,
-) -> Result<readmodel::Page, ApiError> {
-    let wanted = query.limit;
-    let mut views = Vec::with_capacity(wanted);
-    for _ in 0..MAX_FILL_PAGES {
-        query.limit = wanted - views.len();
-        let page = state.ports.views.query(&query).await?;
-        views.extend(page.views.into_iter().filter(|v| keep(v)));
-        match page.next {
-            Some(next) if views.len() < wanted => query.cursor = Some(next),
-            next => return Ok(readmodel::Page { views, next }),
-        }
-    }
-    Ok(readmodel::Page {
-        views,
-        next: query.cursor,
-    })
 }
 
 /// The appointment as its events tell it, if the caller may read it.

@@ -17,7 +17,7 @@ use parley_shared::domain::call::CallStatus;
 use parley_shared::domain::lead::{LeadStatus, Temperature};
 use parley_shared::domain::{CampaignId, TenantId};
 use parley_shared::leadviews::{leads_partition, leads_status_partition};
-use parley_shared::readmodel::{self, Index, MAX_PAGE, Query as ViewQuery, View};
+use parley_shared::readmodel::{Index, MAX_PAGE, Query as ViewQuery, View};
 use parley_shared::views::CALLS;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -26,12 +26,7 @@ use serde_json::Value;
 use crate::auth::Caller;
 use crate::campaigns::visible;
 use crate::error::ApiError;
-use crate::{AppState, Page, PageParams};
-
-/// The most store pages one filtered list page reads before it answers with what it
-/// has and a cursor to go on: a rare temperature must not turn one request into a scan
-/// of the whole campaign.
-const MAX_FILL_PAGES: usize = 20;
+use crate::{AppState, Page, PageParams, fill_page};
 
 // ---------------------------------------------------------------------------------
 // The lead view body, as `parley_shared::leadviews::lead_json` writes it.
@@ -251,31 +246,6 @@ pub async fn leads(
         temperature.is_none() || has.and_then(from_wire::<Temperature>) == temperature
     };
     Ok(Json(Page::from(fill_page(&state, query, keep).await?)))
-}
-
-/// Up to `query.limit` views that `keep` accepts, with the cursor after the last one
-/// read. Each store page asks only for as many as are still missing, so the cursor
-/// never skips a view that was read but not returned.
-async fn fill_page(
-    state: &AppState,
-    mut query: ViewQuery,
-    keep: impl Fn(&View) -> bool,
-) -> Result<readmodel::Page, ApiError> {
-    let wanted = query.limit;
-    let mut views = Vec::with_capacity(wanted);
-    for _ in 0..MAX_FILL_PAGES {
-        query.limit = wanted - views.len();
-        let page = state.ports.views.query(&query).await?;
-        views.extend(page.views.into_iter().filter(|v| keep(v)));
-        match page.next {
-            Some(next) if views.len() < wanted => query.cursor = Some(next),
-            next => return Ok(readmodel::Page { views, next }),
-        }
-    }
-    Ok(readmodel::Page {
-        views,
-        next: query.cursor,
-    })
 }
 
 // ---------------------------------------------------------------------------------

@@ -233,6 +233,36 @@ impl PageParams {
     }
 }
 
+/// The most store pages one filtered list page reads before it answers with what it
+/// has and a cursor to go on: a rare match must not turn one request into a scan of a
+/// whole index.
+const MAX_FILL_PAGES: usize = 20;
+
+/// Up to `query.limit` views that `keep` accepts, with the cursor after the last one
+/// read. Each store page asks only for as many as are still missing, so the cursor
+/// never skips a view that was read but not returned.
+pub(crate) async fn fill_page(
+    state: &AppState,
+    mut query: Query,
+    keep: impl Fn(&View) -> bool,
+) -> Result<readmodel::Page, ApiError> {
+    let wanted = query.limit;
+    let mut views = Vec::with_capacity(wanted);
+    for _ in 0..MAX_FILL_PAGES {
+        query.limit = wanted - views.len();
+        let page = state.ports.views.query(&query).await?;
+        views.extend(page.views.into_iter().filter(|v| keep(v)));
+        match page.next {
+            Some(next) if views.len() < wanted => query.cursor = Some(next),
+            next => return Ok(readmodel::Page { views, next }),
+        }
+    }
+    Ok(readmodel::Page {
+        views,
+        next: query.cursor,
+    })
+}
+
 /// A page of a list: the items and, when there may be more, the cursor to ask for them.
 #[derive(Debug, Serialize)]
 pub struct Page {
