@@ -589,14 +589,14 @@ fn ended(outcome: Option<&str>) -> String {
 
 /// The tool a flow action stands for, by the name a model would call it.
 fn tool_name(action: &FiredAction) -> &'static str {
-    match action {
-        FiredAction::Qualify { .. } => qualify::QUALIFY_LEAD_TOOL,
-        FiredAction::Book { .. } => "book_appointment",
-        FiredAction::Transfer { .. } => "transfer_to_human",
-        FiredAction::End { .. } => "end_call",
-        FiredAction::SendConfirmation { .. } => "send_confirmation",
-        FiredAction::Callback { .. } => "schedule_callback",
-    }
+    tool_id(match action {
+        FiredAction::Qualify { .. } => ToolName::QualifyLead,
+        FiredAction::Book { .. } => ToolName::BookAppointment,
+        FiredAction::Transfer { .. } => ToolName::TransferToHuman,
+        FiredAction::End { .. } => ToolName::EndCall,
+        FiredAction::SendConfirmation { .. } => ToolName::SendConfirmation,
+        FiredAction::Callback { .. } => ToolName::ScheduleCallback,
+    })
 }
 
 /// Parley's tools offered to a language model for one call.

@@ -10,7 +10,7 @@
 //! Whoever changes an appointment writes its view in the same breath
 //! ([`run_appointment`]); [`refresh_appointment`] rebuilds one from its stream.
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -162,8 +162,8 @@ pub fn appointment_json(id: &AppointmentId, loaded: &LoadedAppointment) -> Optio
         reschedules: a.reschedules,
     };
     let mut json = serde_json::to_value(body).ok()?;
-    json["booked_at"] = json!(loaded.created.to_rfc3339_opts(SecondsFormat::Micros, true));
-    json["updated_at"] = json!(loaded.updated.to_rfc3339_opts(SecondsFormat::Micros, true));
+    json["booked_at"] = json!(sort_time(loaded.created));
+    json["updated_at"] = json!(sort_time(loaded.updated));
     Some(json)
 }
 

@@ -99,10 +99,6 @@ pub(crate) async fn run_call(
     }
 }
 
-/// Once `call` has a final status, closes its lead's dial attempt with that status, its
-/// talk time and whether a machine answered (once: the lead's rules and the idempotency
-/// key ignore repeats), and refreshes the lead's views. A call with no lead, or not yet
-/// over, changes nothing.
 /// The lead of a caller who rang in from `from`: found, or made (no campaign, the
 /// number only), so that what the call learns and books has someone to belong to. A
 /// withheld number has none.
@@ -129,6 +125,10 @@ pub(crate) async fn caller_lead(
     }
 }
 
+/// Once `call` has a final status, closes its lead's dial attempt with that status, its
+/// talk time and whether a machine answered (once: the lead's rules and the idempotency
+/// key ignore repeats), and refreshes the lead's views. A call with no lead, or not yet
+/// over, changes nothing.
 pub(crate) async fn close_lead_attempt(
     state: &WebhookState,
     tenant: &str,
