@@ -252,6 +252,32 @@ pub async fn project_current(
     project_lead(views, &state, now).await.map(Some)
 }
 
+/// The lead for whoever is at `phone` (one per tenant and number), made the first
+/// time they are on a call: a caller, or someone called with no lead named, so every
+/// conversation has someone its bookings, answers and callbacks belong to.
+pub async fn person_lead(
+    ports: &crate::backend::Ports,
+    tenant: &TenantId,
+    phone: &crate::domain::PhoneNumber,
+) -> Result<LeadId, crate::aggregate::CommandError<crate::domain::lead::LeadError>> {
+    let id = LeadId::for_caller(tenant, phone.as_str());
+    let create = crate::domain::lead::LeadCommand::Create {
+        campaign_id: None,
+        phone: phone.clone(),
+        name: None,
+        time_zone: None,
+        fields: Default::default(),
+    };
+    let key = Some(format!("caller-lead:{id}"));
+    match run_lead(ports, tenant, &id, create, key).await {
+        Ok(_)
+        | Err(crate::aggregate::CommandError::Rejected(
+            crate::domain::lead::LeadError::AlreadyExists,
+        )) => Ok(id),
+        Err(e) => Err(e),
+    }
+}
+
 /// Runs `command` on the lead for `tenant` and writes the lead's views from the state
 /// the command left; the lead's plan afterwards. `key` makes a retried command harmless.
 pub async fn run_lead(

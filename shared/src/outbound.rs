@@ -12,7 +12,7 @@ use crate::domain::number::{self, Number};
 use crate::domain::{AgentId, CallId, PhoneNumber, TenantId};
 use crate::exotel::{self, rest::ConnectCall, rest::ExotelClient, rest::ExotelError};
 use crate::readmodel::{Index, Query};
-use crate::secrets::SecretStore;
+use crate::secrets::{SecretStore, SecretString};
 use crate::twilio::rest::{
     ALL_STATUS_CALLBACK_EVENTS, CreateCall, Credentials, TwilioClient, TwilioError,
 };
@@ -100,9 +100,39 @@ pub async fn twilio_credentials(
     })
 }
 
+/// Makes the tenant a Twilio-shaped account for the simulated carrier the first time
+/// one of its simulated numbers dials, unless it already has Twilio credentials. The
+/// simulator signs its webhooks with the token it is presented, so the webhooks check
+/// them exactly as Twilio's.
+pub async fn simulated_credentials(
+    secrets: &dyn SecretStore,
+    tenant: &TenantId,
+) -> Result<Credentials, StoreError> {
+    if let Some(creds) = twilio_credentials(secrets, tenant).await? {
+        return Ok(creds);
+    }
+    let account_sid = format!("AC{}", uuid::Uuid::new_v4().simple());
+    let token = SecretString::new(uuid::Uuid::new_v4().simple().to_string());
+    secrets
+        .put(
+            &secret_name(tenant, "twilio-account-sid"),
+            &SecretString::new(account_sid.clone()),
+        )
+        .await?;
+    secrets
+        .put(&secret_name(tenant, "twilio-auth-token"), &token)
+        .await?;
+    Ok(Credentials {
+        account_sid,
+        auth_token: token,
+    })
+}
+
 /// A tenant's account at the carrier a call goes out through.
 pub enum Account {
     Twilio(Credentials),
+    /// The local stack's simulated carrier, which speaks Twilio's REST API.
+    Simulated(Credentials),
     Exotel {
         creds: exotel::rest::Credentials,
         /// The flow whose Voicebot applet streams the call to Parley.
@@ -118,6 +148,8 @@ pub struct Dialing {
     pub exotel: ExotelClient,
     /// How carriers reach Parley's webhooks.
     pub public_url: String,
+    /// The simulated carrier's Twilio-shaped API: only the local stack has one.
+    pub simulated: Option<TwilioClient>,
 }
 
 /// One call to place.
@@ -146,6 +178,7 @@ impl Dialing {
                 .map_err(|e| e.to_string())?,
             exotel,
             public_url: config.public_url.clone(),
+            simulated: None,
         })
     }
 
@@ -162,9 +195,12 @@ impl Dialing {
                 .map(Account::Twilio)
                 .ok_or_else(|| invalid("from", "no Twilio credentials stored for this tenant")),
             Carrier::Exotel => self.exotel_account(secrets, tenant).await,
+            Carrier::Simulated if self.simulated.is_some() => Ok(Account::Simulated(
+                simulated_credentials(secrets, tenant).await?,
+            )),
             Carrier::Simulated => Err(invalid(
                 "from",
-                "the simulated carrier places no calls through the API",
+                "the simulated carrier runs only in the local stack (parley dev)",
             )),
         }
     }
@@ -213,7 +249,17 @@ impl Dialing {
         call: &Placement<'_>,
     ) -> Result<(String, String), Refusal> {
         match account {
-            Account::Twilio(creds) => self.place_twilio(creds, call).await,
+            Account::Twilio(creds) => self.place_twilio(&self.twilio, creds, call).await,
+            Account::Simulated(creds) => match &self.simulated {
+                Some(client) => self.place_twilio(client, creds, call).await,
+                None => Err(Refusal {
+                    kind: RefusalKind::Rejected {
+                        field: Some("from"),
+                    },
+                    code: None,
+                    message: "the simulated carrier runs only in the local stack".into(),
+                }),
+            },
             Account::Exotel {
                 creds,
                 flow_url,
@@ -244,8 +290,19 @@ impl Dialing {
         }
     }
 
+    /// The Twilio-speaking client for calls on `carrier`: Twilio's, or the simulated
+    /// carrier's where the stack has one; `None` for Exotel.
+    pub fn twilio_client(&self, carrier: Carrier) -> Option<&TwilioClient> {
+        match carrier {
+            Carrier::Twilio => Some(&self.twilio),
+            Carrier::Simulated => self.simulated.as_ref(),
+            Carrier::Exotel => None,
+        }
+    }
+
     async fn place_twilio(
         &self,
+        client: &TwilioClient,
         creds: &Credentials,
         call: &Placement<'_>,
     ) -> Result<(String, String), Refusal> {
@@ -271,7 +328,7 @@ impl Dialing {
                 .then(|| format!("{base}/webhooks/twilio/recording?call_id={call_id}")),
             timeout_secs: Some(RING_SECONDS),
         };
-        self.twilio
+        client
             .create_call(creds, &place)
             .await
             .map(|c| (c.sid, c.status))

@@ -119,6 +119,13 @@ pub async fn create(
         .await
         .map_err(outbound_error)?;
 
+    // Someone called with no lead named becomes one, as a caller does.
+    let lead_id = match (lead_id, &campaign_id) {
+        (None, None) => {
+            Some(parley_shared::leadviews::person_lead(&state.ports, &tenant, &to).await?)
+        }
+        (lead_id, _) => lead_id,
+    };
     let call_id = CallId::new();
     let request = CallCommand::Request {
         direction: Direction::Outbound,

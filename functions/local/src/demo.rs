@@ -121,6 +121,7 @@ pub async fn ensure(
             "/v1/agents",
             json!({
                 "name": "Riley",
+                "status": "active",
                 "industry": "appointments",
                 "business_hours": {
                     "time_zone": "America/New_York",

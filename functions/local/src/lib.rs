@@ -19,6 +19,7 @@ use parley_webhooks::WebhookState;
 use serde::Deserialize;
 use tokio::net::TcpListener;
 
+pub mod carrier;
 pub mod demo;
 
 /// Everything the local stack serves, opened on one configuration.
@@ -30,6 +31,8 @@ pub struct Stack {
     pub dialer: parley_dialer::Dialer,
     /// The media task's routes (`/media/twilio`), on the same port.
     pub media: parley_media::server::MediaState,
+    /// The simulated carrier, for numbers whose carrier is `simulated`.
+    pub simulator: carrier::Simulator,
     /// How often the scheduler ticks (EventBridge's once a minute; tests go faster).
     pub tick_every: Duration,
 }
@@ -37,11 +40,28 @@ pub struct Stack {
 impl Stack {
     /// Opens `ports` for `config`; makes the stream token secret on first start.
     pub async fn new(ports: Ports, config: &Config) -> Result<Stack, StoreError> {
-        let webhooks = WebhookState::new(ports.clone(), config, true).await?;
-        let api =
+        let mut webhooks = WebhookState::new(ports.clone(), config, true).await?;
+        let mut api =
             parley_api::AppState::new(ports.clone(), config).map_err(|e| StoreError::Invalid {
                 field: "PARLEY_TWILIO_API_URL or PARLEY_EXOTEL_API_URL".into(),
                 reason: e,
+            })?;
+        // Parley reaches the simulated carrier as it reaches Twilio: through its Twilio
+        // client, here with the stack's own address as the API's base.
+        let simulated = parley_shared::twilio::rest::TwilioClient::new(
+            format!("{}{}", config.public_url, carrier::BASE_PATH),
+            Duration::from_secs(10),
+        )
+        .map_err(|e| StoreError::Invalid {
+            field: "PARLEY_PUBLIC_URL".into(),
+            reason: e.to_string(),
+        })?;
+        api.dialing.simulated = Some(simulated.clone());
+        webhooks.simulated = Some(simulated);
+        let simulator = carrier::Simulator::new(ports.clone(), carrier::Settings::from_env())
+            .map_err(|e| StoreError::Invalid {
+                field: "simulated carrier".into(),
+                reason: e.to_string(),
             })?;
         // Conversations use the vendors whose keys are in the environment; on one's own
         // machine an agent may choose a local model server.
@@ -67,6 +87,7 @@ impl Stack {
             webhooks,
             dialer,
             media,
+            simulator,
             tick_every: TICK,
         })
     }
@@ -81,6 +102,7 @@ pub fn app(stack: Stack) -> Router {
     parley_api::router(stack.api)
         .merge(parley_webhooks::router(stack.webhooks))
         .merge(parley_media::server::routes(stack.media))
+        .merge(stack.simulator.routes())
         .merge(blobs)
 }
 

@@ -23,7 +23,7 @@ use parley_shared::aggregate::{CommandError, Context, execute, load, load_any};
 use parley_shared::backend::Ports;
 use parley_shared::campaignviews::{project_campaign, refresh_campaign, running_query};
 use parley_shared::dialqueue::DialJob;
-use parley_shared::domain::call::{Call, CallCommand, CallStatus};
+use parley_shared::domain::call::{Call, CallCommand, CallStatus, Carrier};
 use parley_shared::domain::campaign::{
     Campaign, CampaignCommand, CampaignSettings, CampaignStatus,
 };
@@ -508,8 +508,11 @@ async fn carrier_status(
     ports: &Ports,
     carriers: &Dialing,
     tenant: &TenantId,
+    carrier: Option<Carrier>,
     sid: &str,
 ) -> Option<(CallStatus, Option<u32>)> {
+    // Calls on the simulated carrier are asked of it, in Twilio's words.
+    let client = carriers.twilio_client(carrier.unwrap_or(Carrier::Twilio))?;
     let creds = match twilio_credentials(&*ports.secrets, tenant).await {
         Ok(Some(creds)) => creds,
         Ok(None) => return None,
@@ -518,7 +521,7 @@ async fn carrier_status(
             return None;
         }
     };
-    match carriers.twilio.fetch_call(&creds, sid).await {
+    match client.fetch_call(&creds, sid).await {
         Ok(call) => {
             let status = parley_shared::twilio::call_status(&call.status)?;
             let duration = call.duration.as_deref().and_then(|d| d.parse().ok());
@@ -638,7 +641,7 @@ async fn repair_one(
     {
         // Still going after an hour, as far as we heard: ask the carrier (every half
         // hour), in case its final status callback was lost.
-        match carrier_status(ports, carriers, tenant, sid).await {
+        match carrier_status(ports, carriers, tenant, call.carrier, sid).await {
             Some((status, duration_secs)) => {
                 let ctx = Context {
                     tenant_id: tenant.to_string(),

@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use parley_shared::aggregate::{CommandError, Context, execute, load_any};
 use parley_shared::domain::call::{Call, CallCommand, CallError};
-use parley_shared::domain::lead::{Lead, LeadCommand, LeadError};
+use parley_shared::domain::lead::{Lead, LeadCommand};
 use parley_shared::domain::{CallId, LeadId, PhoneNumber, TenantId};
 use serde_json::json;
 
@@ -110,19 +110,10 @@ pub(crate) async fn caller_lead(
     let Some(phone) = from else {
         return Ok(None);
     };
-    let id = LeadId::for_caller(tenant, phone.as_str());
-    let create = LeadCommand::Create {
-        campaign_id: None,
-        phone: phone.clone(),
-        name: None,
-        time_zone: None,
-        fields: Default::default(),
-    };
-    let key = Some(format!("caller-lead:{id}"));
-    match parley_shared::leadviews::run_lead(&state.ports, tenant, &id, create, key).await {
-        Ok(_) | Err(CommandError::Rejected(LeadError::AlreadyExists)) => Ok(Some(id)),
-        Err(e) => Err(internal(e)),
-    }
+    parley_shared::leadviews::person_lead(&state.ports, tenant, phone)
+        .await
+        .map(Some)
+        .map_err(internal)
 }
 
 /// Once `call` has a final status, closes its lead's dial attempt with that status, its

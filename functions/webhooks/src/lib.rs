@@ -39,6 +39,8 @@ pub struct WebhookState {
     pub stream_secret: Arc<SecretString>,
     /// Twilio's REST API, for taking over a live call (a campaign's voicemail).
     pub twilio: TwilioClient,
+    /// The local stack's simulated carrier, which speaks Twilio's REST API.
+    pub simulated: Option<TwilioClient>,
 }
 
 impl WebhookState {
@@ -64,6 +66,7 @@ impl WebhookState {
             media_url: config.media_url.clone(),
             stream_secret: Arc::new(stream_secret),
             twilio,
+            simulated: None,
         })
     }
 }

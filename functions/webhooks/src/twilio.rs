@@ -215,7 +215,11 @@ async fn voice_inner(
     let lead_id = caller_lead(state, &tenant, from.as_ref()).await?;
     let request = CallCommand::Request {
         direction: Direction::Inbound,
-        carrier: Carrier::Twilio,
+        // The simulated carrier speaks Twilio's protocol; its calls keep its name.
+        carrier: match routed.carrier {
+            Some(Carrier::Simulated) => Carrier::Simulated,
+            _ => Carrier::Twilio,
+        },
         // Withheld caller ids arrive as words ("anonymous"): the call is still recorded.
         from: from.unwrap_or_else(|| to.clone()),
         to: to.clone(),
@@ -465,7 +469,14 @@ async fn leave_voicemail(
             .await?
             .ok_or_else(|| anyhow::anyhow!("no Twilio credentials stored for the tenant"))?;
         let twiml = voicemail_twiml(&voicemail, answered_by).to_xml();
-        state.twilio.update_call(&creds, call_sid, &twiml).await?;
+        let client = match call.carrier {
+            Some(Carrier::Simulated) => state
+                .simulated
+                .as_ref()
+                .ok_or_else(|| anyhow::anyhow!("no simulated carrier in this stack"))?,
+            _ => &state.twilio,
+        };
+        client.update_call(&creds, call_sid, &twiml).await?;
         Ok::<_, anyhow::Error>(voicemail)
     }
     .await;
