@@ -33,6 +33,7 @@ use crate::recording::Recorder;
 use crate::script::ScriptBrain;
 use crate::session::{self, End, Link, Outcome, Parts};
 use crate::stt::SpeechToText;
+use crate::stt::pocketsphinx::{ExpectedPhrases, PocketSphinxStt};
 use crate::tools::{CallScope, CallTools};
 use crate::tts::TextToSpeech;
 use crate::wrapup::CallLog;
@@ -40,7 +41,12 @@ use crate::wrapup::CallLog;
 /// The vendors a call can use, and how turns are judged.
 #[derive(Clone)]
 pub struct Vendors {
+    /// The recogniser of calls whose agent chooses none.
     pub stt: Option<Arc<dyn SpeechToText>>,
+    /// PocketSphinx, when the offline recogniser is the default: it then takes the
+    /// place of `stt`, each call answered by a flow listening with a copy of its own
+    /// that expects what the flow's node expects (see [`ScriptBrain::listen`]).
+    pub offline_stt: Option<PocketSphinxStt>,
     pub llm: Option<Arc<dyn LanguageModel>>,
     /// The tools a language model is offered; `None` offers Parley's own
     /// ([`CallTools`]), acting for the call.
@@ -74,13 +80,19 @@ impl Voices for OneVoice {
 
 impl Vendors {
     /// Deepgram, an OpenAI-compatible model and the voices whose keys are in the
-    /// environment (`DEEPGRAM_API_KEY`, `OPENAI_API_KEY`, `ELEVENLABS_API_KEY`, ...).
+    /// environment (`DEEPGRAM_API_KEY`, `OPENAI_API_KEY`, `ELEVENLABS_API_KEY`, ...);
+    /// without Deepgram's key, PocketSphinx when it is installed (see
+    /// [`default_recogniser`]).
     pub async fn from_env() -> Vendors {
         let voices = crate::voices::EnvVoices::from_env().await;
         let fallback_voice = voices.offline();
+        let (stt, offline_stt) = default_recogniser(
+            crate::stt::deepgram::DeepgramStt::from_env(),
+            PocketSphinxStt::from_env(),
+        );
         Vendors {
-            stt: crate::stt::deepgram::DeepgramStt::from_env()
-                .map(|s| Arc::new(s) as Arc<dyn SpeechToText>),
+            stt,
+            offline_stt,
             llm: crate::llm::openai::OpenAiChat::from_env()
                 .map(|l| Arc::new(l) as Arc<dyn LanguageModel>),
             tools: None,
@@ -99,6 +111,7 @@ impl Vendors {
     ) -> Vendors {
         Vendors {
             stt: Some(stt),
+            offline_stt: None,
             llm: Some(llm),
             tools: None,
             voices,
@@ -106,6 +119,38 @@ impl Vendors {
             deployment: None,
             min_speech_ms: 200,
             silence_ms: 500,
+        }
+    }
+}
+
+/// The default recogniser, for `Vendors::stt` and `Vendors::offline_stt`: Deepgram
+/// when its key is set, else PocketSphinx when its library and model are installed,
+/// else none (a call whose agent chooses none then fails). Says which, and why, once.
+pub fn default_recogniser(
+    deepgram: Option<crate::stt::deepgram::DeepgramStt>,
+    offline: Result<PocketSphinxStt, crate::vendor::VendorError>,
+) -> (Option<Arc<dyn SpeechToText>>, Option<PocketSphinxStt>) {
+    if let Some(deepgram) = deepgram {
+        tracing::info!(
+            recogniser = "deepgram",
+            "speech recogniser: Deepgram, as its key is set"
+        );
+        return (Some(Arc::new(deepgram)), None);
+    }
+    match offline.and_then(|p| p.models().check().map(|()| p)) {
+        Ok(offline) => {
+            tracing::info!(
+                recogniser = "pocketsphinx",
+                "speech recogniser: PocketSphinx, offline, as no Deepgram key is set"
+            );
+            (Some(Arc::new(offline.clone())), Some(offline))
+        }
+        Err(e) => {
+            tracing::warn!(
+                error = %e,
+                "no speech recogniser: no Deepgram key is set and PocketSphinx cannot be used"
+            );
+            (None, None)
         }
     }
 }
@@ -195,6 +240,19 @@ pub(crate) fn conversation_settings(agent: &CallAgent, greeting: String) -> conv
     conversation.max_turns = agent.settings.max_turns;
     conversation.max_call_ms = u64::from(agent.settings.max_call_seconds) * 1000;
     conversation
+}
+
+/// The offline recogniser for one call: a copy of its own, listening for what the
+/// flow's node expects when a flow answers, so no call hears another's phrases.
+fn listening(offline: &PocketSphinxStt, agent: &CallAgent) -> Arc<dyn SpeechToText> {
+    match &agent.script {
+        Some(script) => {
+            let expected = ExpectedPhrases::new();
+            script.listen(expected.clone());
+            Arc::new(offline.clone().with_expected(expected))
+        }
+        None => Arc::new(offline.clone()),
+    }
 }
 
 /// When a model's call goes to a person: the limits of the agent's flow (its own or
@@ -350,9 +408,14 @@ impl Calls {
             Some(d) => d.stt(secrets, tenant_id, settings).await?,
             None => None,
         };
-        let stt = stt
-            .or_else(|| vendors.stt.clone())
-            .ok_or(CallSetupError::NoVendor("speech recogniser"))?;
+        let stt = match (stt, &vendors.offline_stt) {
+            (Some(stt), _) => stt,
+            (None, Some(offline)) => listening(offline, &agent),
+            (None, None) => vendors
+                .stt
+                .clone()
+                .ok_or(CallSetupError::NoVendor("speech recogniser"))?,
+        };
         let (brain, after) = self.brain(tenant_id, &agent).await?;
         let voice = match chosen {
             Some(d) => d.voice(secrets, tenant_id, settings).await?,
@@ -673,7 +736,13 @@ pub(crate) async fn record(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::llm::Message;
+    use crate::stt::SttConfig;
+    use crate::stt::pocketsphinx::Models;
+    use parley_shared::domain::agent::AgentCommand;
+    use parley_shared::domain::call::Carrier;
     use parley_shared::domain::values::PhoneNumber;
+    use parley_shared::flow::{Flow, Industry};
 
     fn lead(name: Option<&str>) -> Lead {
         let mut lead = Lead {
@@ -724,5 +793,145 @@ mod tests {
         );
         assert_eq!(inbound.get("company"), None);
         assert_eq!(inbound.get("lead.company"), None);
+    }
+
+    /// `text` as a caller's phone delivers it: flite's voice, at 8 kHz, through μ-law.
+    fn phone_speech(text: &str) -> Vec<i16> {
+        let dir = tempfile::tempdir().unwrap();
+        let wav = dir.path().join("speech.wav");
+        let status = std::process::Command::new("flite")
+            .args(["-voice", "slt", "-t", text, "-o"])
+            .arg(&wav)
+            .status()
+            .expect("flite is installed (Debian package flite)");
+        assert!(status.success());
+        let mut reader = hound::WavReader::open(&wav).unwrap();
+        let rate = reader.spec().sample_rate;
+        let samples: Vec<i16> = reader.samples::<i16>().map(Result::unwrap).collect();
+        let mut pcm = vec![0; 2_400];
+        let mut resampler = crate::resample::Resampler::new(rate, 8_000).unwrap();
+        resampler.process(&samples, &mut pcm);
+        resampler.flush(&mut pcm);
+        pcm.extend([0; 6_400]);
+        let mut ulaw = Vec::new();
+        crate::g711::encode_ulaw_into(&pcm, &mut ulaw);
+        let mut line = Vec::new();
+        crate::g711::decode_ulaw_into(&ulaw, &mut line);
+        line
+    }
+
+    /// What `stt` makes of `audio`, sent as the session sends it.
+    async fn finals(stt: &dyn SpeechToText, audio: &[i16]) -> Vec<String> {
+        let config = SttConfig {
+            sample_rate: 8_000,
+            language: "en-US".into(),
+            endpointing_ms: 500,
+        };
+        let mut stream = stt.open(&config).await.expect("the recogniser opens");
+        for chunk in audio.chunks(160) {
+            let mut le = Vec::new();
+            crate::audio::pcm_to_le(chunk, &mut le);
+            stream.audio.send(Bytes::from(le)).await.unwrap();
+        }
+        drop(stream.audio);
+        let mut finals = Vec::new();
+        while let Some(event) = stream.events.recv().await {
+            if let crate::stt::SttEvent::Final { text, .. } = event {
+                finals.push(text);
+            }
+        }
+        finals
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn each_call_answered_by_a_flow_listens_for_its_own_nodes_phrases() {
+        let dir = tempfile::tempdir().unwrap();
+        let embedded = parley_shared::embedded::Embedded::open(
+            dir.path(),
+            Arc::new(parley_shared::clock::SystemClock),
+            "http://127.0.0.1:1".into(),
+            5,
+        )
+        .unwrap();
+        let ports = Ports::embedded(embedded);
+        let ctx = Context {
+            tenant_id: "t".into(),
+            correlation_id: "c".into(),
+            idempotency_key: None,
+        };
+        let mut settings = AgentSettings::named("Riley");
+        settings.flow = Some(Flow::default_for(Industry::Appointments));
+        let agent_id = AgentId::new();
+        let (events, clock) = (&*ports.events, &*ports.clock);
+        aggregate::execute::<Agent>(
+            events,
+            clock,
+            &agent_id.stream(),
+            &ctx,
+            AgentCommand::Create { settings },
+        )
+        .await
+        .unwrap();
+        let mut calls = Vec::new();
+        for _ in 0..2 {
+            let id = CallId::new();
+            let request = CallCommand::Request {
+                direction: Direction::Inbound,
+                carrier: Carrier::Twilio,
+                from: PhoneNumber::parse("+14155550123").unwrap(),
+                to: PhoneNumber::parse("+14155550100").unwrap(),
+                agent_id: agent_id.clone(),
+                lead_id: None,
+                campaign_id: None,
+                attempt: 0,
+            };
+            aggregate::execute::<Call>(events, clock, &id.stream(), &ctx, request)
+                .await
+                .unwrap();
+            calls.push(id);
+        }
+        let offline = PocketSphinxStt::new(Models::debian_en_us()).expect(
+            "PocketSphinx is installed (Debian packages libpocketsphinx3 and pocketsphinx-en-us)",
+        );
+        let voice = crate::tts::flite::Flite::from_env()
+            .await
+            .expect("flite is installed (Debian package flite)");
+        let (stt, offline_stt) = default_recogniser(None, Ok(offline.clone()));
+        let held = Calls {
+            ports: ports.clone(),
+            vendors: Vendors {
+                stt,
+                offline_stt,
+                llm: None,
+                tools: None,
+                voices: Arc::new(OneVoice(Arc::new(voice))),
+                fallback_voice: None,
+                deployment: None,
+                min_speech_ms: 200,
+                silence_ms: 500,
+            },
+        };
+        let (first, _) = held.parts(&ctx, &calls[0]).await.unwrap();
+        let (second, _) = held.parts(&ctx, &calls[1]).await.unwrap();
+
+        // The first caller says what the appointment is for: that call's flow asks for
+        // a day and time. The second call is still at its greeting.
+        let said = vec![Message::User {
+            content: "a check up".into(),
+        }];
+        let mut answer = first.brain.answer(said);
+        while answer.recv().await.is_some() {}
+
+        let when = phone_speech("next tuesday at two pm");
+        let general = finals(&offline, &when).await;
+        assert_ne!(
+            general,
+            ["next tuesday at two pm"],
+            "the general model alone"
+        );
+        assert_eq!(finals(&*first.stt, &when).await, ["next tuesday at two pm"]);
+        // The second call's greeting takes free speech: it listens with the general
+        // model alone, whatever the first call expects.
+        assert_eq!(finals(&*second.stt, &when).await, general);
     }
 }

@@ -5,17 +5,22 @@
 //! person asked for, the call ended. Every action is also reported as the tool it stands for
 //! (`book_appointment`, `transfer_to_human`, ...) so it lands in the transcript and
 //! the call's history like a model's tool call.
+//!
+//! With the offline recogniser, the brain also tells it what the caller is expected to
+//! say next ([`ScriptBrain::listen`]): the phrases of the node the flow is at, each
+//! time the flow moves, and none once the node takes free speech or the flow is over.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use chrono::NaiveDateTime;
-use parley_shared::flow::{FiredAction, Flow, FlowRun, Heard, Step};
+use parley_shared::flow::{FiredAction, Flow, FlowRun, Heard, Step, expect};
 use tokio::sync::mpsc;
 
 use crate::brain::{Brain, BrainEvent};
 use crate::llm::Message;
+use crate::stt::pocketsphinx::ExpectedPhrases;
 use crate::tools::CallScope;
 
 /// How the conversation writes a caller's keys into their turn (see
@@ -25,6 +30,8 @@ const KEYS_OPEN: &str = "(the caller pressed the keys ";
 /// A flow answering one call's caller.
 pub struct ScriptBrain {
     state: Arc<Mutex<State>>,
+    /// The flow the run follows, for what each node expects the caller to say.
+    flow: Arc<Flow>,
     scope: Arc<CallScope>,
     /// Numbers the tool calls the actions are reported as.
     next_tool: AtomicU64,
@@ -38,6 +45,30 @@ struct State {
     /// back: the caller went on talking before any of the answer played, and the same
     /// turn comes again with more words. A turn whose actions ran stands.
     undo: Option<Undo>,
+    /// Where the phrases the caller is expected to say go, when the recogniser listens
+    /// for them, and the node they were last set for (`None`: cleared).
+    expected: Option<(ExpectedPhrases, Option<String>)>,
+}
+
+impl State {
+    /// Sets the phrases the flow's node expects, when the node has changed since they
+    /// were last set (the recogniser compiles them anew each time).
+    fn expect_next(&mut self, flow: &Flow) {
+        let Some((expected, set_for)) = &mut self.expected else {
+            return;
+        };
+        let node = (!self.run.ended()).then(|| self.run.node());
+        if set_for.as_deref() == node {
+            return;
+        }
+        // A node expecting free speech lists nothing, and an ended flow expects
+        // nothing: the general model alone.
+        let phrases = node
+            .map(|n| expect::phrases_at(flow, n))
+            .unwrap_or_default();
+        expected.set(&phrases);
+        *set_for = node.map(str::to_owned);
+    }
 }
 
 struct Undo {
@@ -54,18 +85,31 @@ impl ScriptBrain {
         fields: BTreeMap<String, String>,
         scope: CallScope,
     ) -> (ScriptBrain, String) {
-        let (run, opening) = FlowRun::start(flow, scope.context(fields));
+        let flow = Arc::new(flow);
+        let (run, opening) = FlowRun::start(flow.clone(), scope.context(fields));
         let greeting = opening.say.join(" ");
         let brain = ScriptBrain {
             state: Arc::new(Mutex::new(State {
                 run,
                 pending: opening.actions,
                 undo: None,
+                expected: None,
             })),
+            flow,
             scope: Arc::new(scope),
             next_tool: AtomicU64::new(1),
         };
         (brain, greeting)
+    }
+
+    /// From now on, sets in `expected` what the caller is expected to say at the node
+    /// the flow is at (the opening's node first), for a recogniser listening for it.
+    /// Each call's brain has a handle of its own.
+    pub fn listen(&self, expected: ExpectedPhrases) {
+        let mut state = self.state();
+        expected.clear();
+        state.expected = Some((expected, None));
+        state.expect_next(&self.flow);
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -104,6 +148,7 @@ impl Brain for ScriptBrain {
             }
             let before = state.run.clone();
             let step = state.run.hear(&heard, now);
+            state.expect_next(&self.flow);
             // The answers so far are the call's details, whatever comes of it.
             self.scope.log.answers(state.run.slots());
             if step.actions.is_empty() {
@@ -119,9 +164,11 @@ impl Brain for ScriptBrain {
             .fetch_add(actions.len() as u64, Ordering::Relaxed);
         let refuse: Refuse = {
             let (state, log) = (self.state.clone(), self.scope.log.clone());
+            let flow = self.flow.clone();
             Box::new(move |slot, offer| {
                 let mut state = lock(&state);
                 let step = state.run.refused(slot, offer);
+                state.expect_next(&flow);
                 log.answers(state.run.slots());
                 step
             })

@@ -150,6 +150,7 @@ async fn world(settings: AgentSettings) -> World {
     );
     let vendors = Vendors {
         stt: None,
+        offline_stt: None,
         llm: Some(Arc::new(llm)),
         tools: None,
         voices: Arc::new(NoVoice),

@@ -109,6 +109,7 @@ async fn world(settings: AgentSettings, calls: usize, lead: bool) -> (World, Vec
     // No recogniser and no voice: Twilio does both on a relay call.
     let vendors = Vendors {
         stt: None,
+        offline_stt: None,
         llm: Some(Arc::new(llm)),
         tools: Some(Arc::new(Availability)),
         voices: Arc::new(NoVoice),

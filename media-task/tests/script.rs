@@ -138,6 +138,7 @@ async fn world(settings: AgentSettings, lead_name: Option<&str>, phrases: &[&str
         );
         let vendors = Vendors {
             stt: Some(Arc::new(stt)),
+            offline_stt: None,
             llm: None,
             tools: None,
             voices: Arc::new(OneVoice(Arc::new(tts))),
@@ -150,6 +151,7 @@ async fn world(settings: AgentSettings, lead_name: Option<&str>, phrases: &[&str
     } else {
         let vendors = Vendors {
             stt: None,
+            offline_stt: None,
             llm: None,
             tools: None,
             voices: Arc::new(NoVoice),

@@ -149,6 +149,7 @@ async fn world(
     // No tools of the deployment's: the model is offered Parley's own, for the call.
     let vendors = Vendors {
         stt: None,
+        offline_stt: None,
         llm: Some(Arc::new(llm)),
         tools: None,
         voices: Arc::new(NoVoice),

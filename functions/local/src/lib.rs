@@ -21,6 +21,7 @@ use tokio::net::TcpListener;
 
 pub mod carrier;
 pub mod demo;
+pub mod softphone;
 
 /// Everything the local stack serves, opened on one configuration.
 #[derive(Clone)]
@@ -58,11 +59,15 @@ impl Stack {
         })?;
         api.dialing.simulated = Some(simulated.clone());
         webhooks.simulated = Some(simulated);
-        let simulator = carrier::Simulator::new(ports.clone(), carrier::Settings::from_env())
-            .map_err(|e| StoreError::Invalid {
-                field: "simulated carrier".into(),
-                reason: e.to_string(),
-            })?;
+        let simulator = carrier::Simulator::new(
+            ports.clone(),
+            &config.public_url,
+            carrier::Settings::from_env(),
+        )
+        .map_err(|e| StoreError::Invalid {
+            field: "simulated carrier".into(),
+            reason: e.to_string(),
+        })?;
         // Conversations use the vendors whose keys are in the environment; on one's own
         // machine an agent may choose a local model server.
         let mut vendors = parley_media::call::Vendors::from_env().await;

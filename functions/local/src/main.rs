@@ -26,15 +26,81 @@ enum Command {
         #[arg(long, env = "PARLEY_PUBLIC_URL")]
         public_url: Option<String>,
     },
+    /// Call one of the local stack's simulated numbers from this terminal: play a WAV
+    /// file as the caller and write the agent's side to another.
+    Call {
+        /// The number to call (default: the demo agent's).
+        #[arg(long, default_value = "+12025550123")]
+        to: String,
+        /// The caller id to call from.
+        #[arg(long)]
+        from: Option<String>,
+        /// What the caller says: a 16-bit PCM WAV file.
+        #[arg(long)]
+        play: std::path::PathBuf,
+        /// Where to write what the agent says (8 kHz mono WAV).
+        #[arg(long, default_value = "agent.wav")]
+        record: std::path::PathBuf,
+        /// The running stack (`parley dev`).
+        #[arg(long, env = "PARLEY_URL", default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// Hang up once the agent has been quiet this many seconds after the caller.
+        #[arg(long, default_value_t = 4)]
+        quiet_secs: u64,
+        /// Hang up after this many seconds whatever happens.
+        #[arg(long, default_value_t = 300)]
+        limit_secs: u64,
+    },
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let Command::Dev {
-        data_dir,
-        listen,
-        public_url,
-    } = Cli::parse().command;
+    let (data_dir, listen, public_url) = match Cli::parse().command {
+        Command::Dev {
+            data_dir,
+            listen,
+            public_url,
+        } => (data_dir, listen, public_url),
+        Command::Call {
+            to,
+            from,
+            play,
+            record,
+            url,
+            quiet_secs,
+            limit_secs,
+        } => {
+            let call = parley::softphone::Call {
+                base_url: url,
+                to,
+                from,
+                play,
+                record: record.clone(),
+                quiet: std::time::Duration::from_secs(quiet_secs),
+                limit: std::time::Duration::from_secs(limit_secs),
+            };
+            let report = parley::softphone::call(&call).await?;
+            println!(
+                "call {}: {:.1} s of the agent written to {} ({})",
+                report.call_sid.as_deref().unwrap_or("not answered"),
+                report.agent_seconds,
+                record.display(),
+                if report.ended_by_agent {
+                    "the agent hung up"
+                } else {
+                    "you hung up"
+                }
+            );
+            for event in &report.events {
+                if let (Some(speaker), Some(text)) =
+                    (event["speaker"].as_str(), event["text"].as_str())
+                {
+                    println!("  {speaker}: {text}");
+                }
+            }
+            return Ok(());
+        }
+    };
     // Flags win over the environment; everything else comes from it as on AWS.
     let mut config = Config::from_lookup(|name| match name {
         "PARLEY_BACKEND" => Some("embedded".into()),

@@ -137,8 +137,9 @@ impl Models {
     }
 
     /// Fails, naming the file, when one is missing: PocketSphinx only logs why it could
-    /// not load a model, and its log is off (see `ffi::Api::load`).
-    fn check(&self) -> Result<(), VendorError> {
+    /// not load a model, and its log is off (see `ffi::Api::load`). Cheap: it loads
+    /// nothing, so a deployment can ask before making this its recogniser.
+    pub fn check(&self) -> Result<(), VendorError> {
         let must_be = |path: &Path, what: &str, dir: bool| {
             let ok = if dir { path.is_dir() } else { path.is_file() };
             if ok {

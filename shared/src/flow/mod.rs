@@ -49,6 +49,7 @@
 mod defaults;
 mod definition;
 mod engine;
+pub mod expect;
 mod guard;
 mod matcher;
 mod speech;

@@ -83,6 +83,9 @@ pub struct Leg {
     pub to: String,
     pub from: String,
     request: Request,
+    /// A call to one of Parley's numbers (from a softphone or the browser page),
+    /// rather than one Parley placed.
+    inbound: bool,
     status: Mutex<Status>,
     updates: mpsc::Sender<Update>,
     sequence: std::sync::atomic::AtomicU32,
@@ -104,6 +107,7 @@ impl Leg {
             to,
             from,
             request,
+            inbound: false,
             status: Mutex::new(Status {
                 status: "queued",
                 duration: None,
@@ -112,6 +116,12 @@ impl Leg {
             sequence: Default::default(),
         };
         (leg, receiver)
+    }
+
+    /// The same call, coming in to one of Parley's numbers.
+    pub fn inbound(mut self) -> Leg {
+        self.inbound = true;
+        self
     }
 
     /// Whether `token` is the one this call was placed with.
@@ -156,7 +166,15 @@ impl Leg {
             ("CallStatus".into(), status.into()),
             ("Called".into(), self.to.clone()),
             ("Caller".into(), self.from.clone()),
-            ("Direction".into(), "outbound-api".into()),
+            (
+                "Direction".into(),
+                if self.inbound {
+                    "inbound"
+                } else {
+                    "outbound-api"
+                }
+                .into(),
+            ),
             ("From".into(), self.from.clone()),
             ("To".into(), self.to.clone()),
         ]
@@ -173,6 +191,7 @@ mod subtle_eq {
 }
 
 /// What a leg needs from the simulator.
+#[derive(Clone)]
 pub struct Network {
     pub http: reqwest::Client,
     pub ring: Duration,
@@ -264,13 +283,7 @@ pub async fn run(
             Answer::Machine => ("machine_end_beep", far.greeting_ms()),
             _ => ("human", 1_500),
         };
-        let (net2, leg2) = (
-            Network {
-                http: net.http.clone(),
-                ring: net.ring,
-            },
-            leg.clone(),
-        );
+        let (net2, leg2) = (net.clone(), leg.clone());
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(u64::from(verdict.1))).await;
             let params = vec![
@@ -289,6 +302,28 @@ pub async fn run(
     progress(&net, &leg, "completed", "completed", Some(secs)).await;
 }
 
+/// Plays out a call someone makes to one of Parley's numbers from a phone of their
+/// own (`phone`): Parley's voice webhook is asked at once, and the call's end is
+/// reported to the status callback.
+pub async fn run_inbound(
+    net: Network,
+    leg: std::sync::Arc<Leg>,
+    phone: PhoneLink,
+    mut updates: mpsc::Receiver<Update>,
+) {
+    leg.set_status("ringing", None);
+    let answered = Instant::now();
+    let mut far = Some(Far::Phone(phone));
+    let _ = tokio::time::timeout(MAX_CALL, follow(&net, &leg, &mut far, &mut updates)).await;
+    // The phone hears the call is over, whoever ended it.
+    if let Some(Far::Phone(phone)) = far {
+        let _ = phone.to_phone.send(PhoneEvent::Ended).await;
+    }
+    let secs = answered.elapsed().as_secs_f64().round() as u32;
+    leg.set_status("completed", Some(secs));
+    progress(&net, &leg, "completed", "completed", Some(secs)).await;
+}
+
 /// Fetches and follows TwiML from the call's URL until the call ends.
 async fn follow(
     net: &Network,
@@ -296,13 +331,20 @@ async fn follow(
     far: &mut Option<Far>,
     updates: &mut mpsc::Receiver<Update>,
 ) {
-    let mut document = post(net, leg, &leg.request.url, &leg.params("in-progress")).await;
+    // An incoming call's first request is made while it rings.
+    let first = if leg.inbound {
+        "ringing"
+    } else {
+        "in-progress"
+    };
+    let mut document = post(net, leg, &leg.request.url, &leg.params(first)).await;
     let mut followed = 0;
     while let Some(xml) = document.take() {
         followed += 1;
         if followed > MAX_DOCUMENTS {
             return;
         }
+        tracing::debug!(call_sid = %leg.sid, twiml = %xml, "simulated carrier: following");
         let verbs = match twiml::parse(&xml) {
             Ok(verbs) => verbs,
             Err(e) => {
@@ -322,11 +364,16 @@ async fn follow(
                 Verb::Other(_) => Step::Next,
                 Verb::Connect { action, stream } => {
                     let Some(stream) = stream else { continue };
-                    let Some(party) = far.take() else {
-                        // The callee already spoke with the agent once: nobody to stream.
+                    let Some(party) = far.as_mut() else {
                         return;
                     };
-                    match media(leg, &stream, party, updates).await {
+                    let end = media(leg, &stream, party, updates).await;
+                    tracing::debug!(call_sid = %leg.sid, end = ?end, "simulated carrier: stream ended");
+                    // A scripted callee says their lines once; a phone stays on the line.
+                    if matches!(far, Some(Far::Script(_))) {
+                        *far = None;
+                    }
+                    match end {
                         StreamEnd::CalleeHungUp => return,
                         StreamEnd::Updated(update) => Step::Updated(update),
                         StreamEnd::Closed => match action {
@@ -421,6 +468,7 @@ fn speaking_time(text: &str) -> Duration {
 }
 
 /// How a media stream ended.
+#[derive(Debug)]
 enum StreamEnd {
     CalleeHungUp,
     /// Parley closed the stream: the call goes on with the next TwiML.
@@ -428,8 +476,44 @@ enum StreamEnd {
     Updated(Update),
 }
 
-/// The far end of the call: a person with lines, or a voicemail machine.
-pub struct Far {
+/// The far end of the call: a scripted callee, or a person on a phone of their own.
+pub enum Far {
+    Script(Script),
+    Phone(PhoneLink),
+}
+
+/// What the phone at the far end is told.
+#[derive(Debug)]
+pub enum PhoneEvent {
+    /// The agent's audio, 8 kHz μ-law, as it arrives.
+    Audio(Vec<u8>),
+    /// Drop the agent's audio not yet played: the caller spoke over it.
+    Clear,
+    /// Something the media task sent on the stream that the phone may show.
+    Stream(Value),
+    Ended,
+}
+
+/// What the phone at the far end sends.
+#[derive(Debug)]
+pub enum PhoneInput {
+    /// The caller's audio, 8 kHz μ-law, any length.
+    Audio(Vec<u8>),
+    HangUp,
+}
+
+/// A phone connected to the simulated network.
+pub struct PhoneLink {
+    pub to_phone: mpsc::Sender<PhoneEvent>,
+    pub from_phone: mpsc::Receiver<PhoneInput>,
+}
+
+/// The caller's audio held until its 20 ms comes: at most this much (a second).
+const PHONE_BUFFER: usize = 8_000;
+
+/// A scripted callee: a person with lines, or a voicemail machine.
+#[derive(Default)]
+pub struct Script {
     /// Each line as 8 kHz μ-law.
     lines: VecDeque<Vec<u8>>,
     machine: bool,
@@ -437,6 +521,19 @@ pub struct Far {
 
 impl Far {
     async fn prepare(callee: &Callee) -> Far {
+        Far::Script(Script::prepare(callee).await)
+    }
+
+    fn greeting_ms(&self) -> u32 {
+        match self {
+            Far::Script(script) => script.greeting_ms(),
+            Far::Phone(_) => 0,
+        }
+    }
+}
+
+impl Script {
+    async fn prepare(callee: &Callee) -> Script {
         let machine = callee.answer == Answer::Machine;
         let texts: Vec<String> = if machine {
             vec!["Hi, you have reached my voicemail. I can't take your call right now. Please leave a message after the tone.".to_owned()]
@@ -464,7 +561,7 @@ impl Far {
             greeting.extend(std::iter::repeat_n(SILENCE, 8 * 300));
             greeting.extend(speech::beep(500));
         }
-        Far { lines, machine }
+        Script { lines, machine }
     }
 
     /// How long a machine's greeting and beep last, in milliseconds.
@@ -529,7 +626,7 @@ impl Playback {
 
 /// Whose turn it is, as the far end sees it.
 struct Talk {
-    far: Far,
+    far: Script,
     speaking: Option<(Vec<u8>, usize)>,
     heard_ms: u32,
     quiet_ms: u32,
@@ -544,7 +641,7 @@ enum Act {
 }
 
 impl Talk {
-    fn new(mut far: Far) -> Talk {
+    fn new(mut far: Script) -> Talk {
         // A machine's greeting starts at once; a person waits to hear who it is.
         let speaking = if far.machine {
             far.lines.pop_front().map(|l| (l, 0))
@@ -612,7 +709,7 @@ impl Talk {
 async fn media(
     leg: &Leg,
     stream: &twiml::Stream,
-    far: Far,
+    far: &mut Far,
     updates: &mut mpsc::Receiver<Update>,
 ) -> StreamEnd {
     let socket = match tokio_tungstenite::connect_async(stream.url.as_str()).await {
@@ -650,12 +747,17 @@ async fn media(
             return StreamEnd::Closed;
         }
     }
-    let mut talk = Talk::new(far);
+    let mut talk = match far {
+        Far::Script(script) => Some(Talk::new(std::mem::take(script))),
+        Far::Phone(_) => None,
+    };
+    let mut held: VecDeque<u8> = VecDeque::new();
     let mut playback = Playback::default();
     let mut ticks = tokio::time::interval(Duration::from_millis(20));
     ticks.set_missed_tick_behavior(MissedTickBehavior::Burst);
     let mut sequence: u64 = 2;
     let mut chunk: u64 = 1;
+    let stop = |sequence: u64| json!({"event": "stop", "sequenceNumber": sequence.to_string(), "streamSid": stream_sid, "stop": {"accountSid": leg.account_sid, "callSid": leg.sid}});
     loop {
         tokio::select! {
             _ = ticks.tick() => {
@@ -667,11 +769,15 @@ async fn media(
                         return StreamEnd::Closed;
                     }
                 }
-                let frame = match talk.next(audible) {
+                let act = match (talk.as_mut(), &mut *far) {
+                    (Some(talk), _) => talk.next(audible),
+                    (None, Far::Phone(link)) => phone_frame(link, &mut held),
+                    (None, Far::Script(_)) => Act::HangUp,
+                };
+                let frame = match act {
                     Act::Frame(frame) => frame,
                     Act::HangUp => {
-                        let stop = json!({"event": "stop", "sequenceNumber": sequence.to_string(), "streamSid": stream_sid, "stop": {"accountSid": leg.account_sid, "callSid": leg.sid}});
-                        let _ = tx.send(Message::text(stop.to_string())).await;
+                        let _ = tx.send(Message::text(stop(sequence).to_string())).await;
                         let _ = tx.close().await;
                         return StreamEnd::CalleeHungUp;
                     }
@@ -689,13 +795,18 @@ async fn media(
                 }
             }
             message = rx.next() => match message {
-                Some(Ok(Message::Text(text))) => heard(&text, &stream_sid, &mut playback),
+                Some(Ok(Message::Text(text))) => {
+                    let event = heard(&text, &stream_sid, &mut playback);
+                    if let (Some(event), Far::Phone(link)) = (event, &mut *far) {
+                        // A phone that cannot keep up loses audio, not the call.
+                        let _ = link.to_phone.try_send(event);
+                    }
+                }
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return StreamEnd::Closed,
                 Some(Ok(_)) => {}
             },
             update = updates.recv() => {
-                let stop = json!({"event": "stop", "sequenceNumber": sequence.to_string(), "streamSid": stream_sid, "stop": {"accountSid": leg.account_sid, "callSid": leg.sid}});
-                let _ = tx.send(Message::text(stop.to_string())).await;
+                let _ = tx.send(Message::text(stop(sequence).to_string())).await;
                 let _ = tx.close().await;
                 return StreamEnd::Updated(update.unwrap_or(Update::HangUp));
             }
@@ -703,31 +814,56 @@ async fn media(
     }
 }
 
-/// What Parley sent on the stream: audio to play, a mark to echo, or a clear. Anything
-/// else, or anything for another stream, is ignored as Twilio would.
-fn heard(text: &str, stream_sid: &str, playback: &mut Playback) {
-    let Ok(frame) = serde_json::from_str::<Value>(text) else {
-        return;
-    };
+/// The next 20 ms of a phone's caller: what it sent, or silence while it is quiet.
+fn phone_frame(link: &mut PhoneLink, held: &mut VecDeque<u8>) -> Act {
+    loop {
+        match link.from_phone.try_recv() {
+            Ok(PhoneInput::Audio(audio)) => {
+                held.extend(audio);
+                // A caller far ahead of real time is cut back to the latest second.
+                let excess = held.len().saturating_sub(PHONE_BUFFER);
+                held.drain(..excess);
+            }
+            Ok(PhoneInput::HangUp) | Err(mpsc::error::TryRecvError::Disconnected) => {
+                return Act::HangUp;
+            }
+            Err(mpsc::error::TryRecvError::Empty) => break,
+        }
+    }
+    let mut frame = [SILENCE; FRAME];
+    for (slot, byte) in frame.iter_mut().zip(held.drain(..held.len().min(FRAME))) {
+        *slot = byte;
+    }
+    Act::Frame(frame)
+}
+
+/// What Parley sent on the stream: audio to play, a mark to echo, or a clear; and
+/// what of it a phone at the far end should hear. Anything for another stream, or
+/// not JSON, is ignored as Twilio would.
+fn heard(text: &str, stream_sid: &str, playback: &mut Playback) -> Option<PhoneEvent> {
+    let frame = serde_json::from_str::<Value>(text).ok()?;
     if frame["streamSid"].as_str() != Some(stream_sid) {
-        return;
+        return None;
     }
     match frame["event"].as_str() {
         Some("media") => {
-            if let Some(audio) = frame["media"]["payload"]
+            let audio = frame["media"]["payload"]
                 .as_str()
-                .and_then(|p| STANDARD.decode(p).ok())
-            {
-                playback.push(&audio);
-            }
+                .and_then(|p| STANDARD.decode(p).ok())?;
+            playback.push(&audio);
+            Some(PhoneEvent::Audio(audio))
         }
         Some("mark") => {
             if let Some(name) = frame["mark"]["name"].as_str() {
                 playback.mark(name.to_owned());
             }
+            None
         }
-        Some("clear") => playback.clear(),
-        _ => {}
+        Some("clear") => {
+            playback.clear();
+            Some(PhoneEvent::Clear)
+        }
+        _ => Some(PhoneEvent::Stream(frame)),
     }
 }
 
@@ -757,7 +893,7 @@ mod tests {
 
     #[test]
     fn a_person_answers_after_the_agent_speaks_and_pauses_then_hangs_up_after_the_last_line() {
-        let far = Far {
+        let far = Script {
             lines: VecDeque::from(vec![vec![0x10; 400], vec![0x20; 160]]),
             machine: false,
         };

@@ -11,6 +11,7 @@
 
 pub mod callee;
 pub mod leg;
+pub mod phone;
 pub mod speech;
 pub mod twiml;
 
@@ -34,6 +35,9 @@ use leg::{Leg, Request, Update};
 
 /// Where the simulated carrier's REST API is mounted on the local stack.
 pub const BASE_PATH: &str = "/simulated/twilio";
+
+/// Where a phone of one's own (the browser page, `parley call`) dials in.
+pub const PHONE_PATH: &str = "/simulated/phone";
 
 /// How the simulated network behaves.
 #[derive(Clone, Debug)]
@@ -82,6 +86,8 @@ pub struct Simulator {
 
 struct Inner {
     ports: Ports,
+    /// Where Parley's webhooks are (its public URL).
+    parley_url: String,
     http: reqwest::Client,
     settings: Settings,
     calls: Mutex<Calls>,
@@ -94,7 +100,12 @@ struct Calls {
 }
 
 impl Simulator {
-    pub fn new(ports: Ports, settings: Settings) -> Result<Simulator, reqwest::Error> {
+    /// The network for the Parley whose webhooks are at `parley_url`.
+    pub fn new(
+        ports: Ports,
+        parley_url: &str,
+        settings: Settings,
+    ) -> Result<Simulator, reqwest::Error> {
         let http = reqwest::Client::builder()
             // Twilio waits 15 s for a webhook.
             .timeout(Duration::from_secs(15))
@@ -102,6 +113,7 @@ impl Simulator {
         Ok(Simulator {
             inner: Arc::new(Inner {
                 ports,
+                parley_url: parley_url.trim_end_matches('/').to_owned(),
                 http,
                 settings,
                 calls: Mutex::new(Calls::default()),
@@ -120,6 +132,7 @@ impl Simulator {
                 &format!("{BASE_PATH}/2010-04-01/Accounts/{{account}}/Calls/{{file}}"),
                 get(fetch).post(update),
             )
+            .route(PHONE_PATH, get(phone::connect))
             .with_state(self.clone())
     }
 
@@ -147,7 +160,7 @@ impl Simulator {
 }
 
 /// Twilio's error answer: `{"code", "message", "status"}`.
-struct Fault {
+pub(crate) struct Fault {
     status: StatusCode,
     code: u32,
     message: &'static str,
@@ -161,7 +174,7 @@ impl IntoResponse for Fault {
     }
 }
 
-fn error(status: StatusCode, code: u32, message: &'static str) -> Fault {
+pub(crate) fn error(status: StatusCode, code: u32, message: &'static str) -> Fault {
     Fault {
         status,
         code,

@@ -178,6 +178,32 @@ mod tests {
         assert_eq!(Voice::parse("espeak:--stdin"), None);
     }
 
+    /// Both voices speak a line as a phone would carry it: 8 kHz μ-law, about as
+    /// long as the words take, mostly not silence.
+    #[tokio::test]
+    async fn flite_and_espeak_ng_speak_a_line_as_telephone_audio() {
+        for voice in [
+            Voice::Flite("kal".into()),
+            Voice::Flite("slt".into()),
+            Voice::EspeakNg("en-us".into()),
+        ] {
+            let audio = speak(&voice, "Next Tuesday at two pm.")
+                .await
+                .unwrap_or_else(|e| panic!("{voice:?}: {e}"));
+            let seconds = audio.len() as f64 / 8000.0;
+            assert!((0.8..4.0).contains(&seconds), "{voice:?}: {seconds} s");
+            let loud = audio
+                .iter()
+                .filter(|b| g711::ulaw_decode(**b).unsigned_abs() > 1000)
+                .count();
+            assert!(
+                loud > audio.len() / 5,
+                "{voice:?}: {loud} of {}",
+                audio.len()
+            );
+        }
+    }
+
     #[test]
     fn a_beep_is_a_loud_tone_of_its_length() {
         let tone = beep(500);

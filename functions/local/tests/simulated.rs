@@ -1,0 +1,321 @@
+//! The simulated carrier inside the local stack: calls asked for through the API go
+//! out through Parley's own Twilio client to the simulator, which rings a callee who is
+//! busy, does not answer, or answers and talks to the agent over the real media
+//! WebSocket, with signed Twilio-shaped webhooks, on the offline engines only (flite,
+//! PocketSphinx, the scripted flow). Everything is checked through the API.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parley::carrier::callee::{self, Answer};
+use parley_shared::backend::Ports;
+use parley_shared::clock::SystemClock;
+use parley_shared::embedded::Embedded;
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+
+const ADMIN: &str = "simulated-admin-key-0123456789";
+const SEED: u64 = 11;
+
+struct Stack {
+    base: String,
+    key: String,
+    agent_id: String,
+    http: reqwest::Client,
+    _stop: oneshot::Sender<()>,
+    _dir: tempfile::TempDir,
+}
+
+impl Stack {
+    async fn start() -> Stack {
+        let dir = tempfile::tempdir().unwrap();
+        let listener = parley::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let config = parley_shared::config::Config::from_lookup(|name| match name {
+            "PARLEY_PUBLIC_URL" => Some(base.clone()),
+            "PARLEY_ADMIN_KEY" => Some(ADMIN.into()),
+            _ => None,
+        })
+        .unwrap();
+        let ports = Ports::embedded(
+            Embedded::open(dir.path(), Arc::new(SystemClock), base.clone(), 5).unwrap(),
+        );
+        let mut stack = parley::Stack::new(ports.clone(), &config).await.unwrap();
+        stack.simulator = parley::carrier::Simulator::new(
+            ports,
+            &base,
+            parley::carrier::Settings {
+                seed: SEED,
+                ring: Duration::from_millis(300),
+            },
+        )
+        .unwrap();
+        // The demo tenant: an appointment agent on a simulated number.
+        let admin = parley_shared::secrets::SecretString::new(ADMIN.to_owned());
+        let (demo, _) =
+            parley::demo::ensure(parley_api::router(stack.api.clone()), dir.path(), &admin)
+                .await
+                .unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        tokio::spawn(async move {
+            parley::serve(listener, stack, async {
+                let _ = stopped.await;
+            })
+            .await
+            .unwrap();
+        });
+        Stack {
+            base,
+            key: demo.api_key,
+            agent_id: demo.agent_id,
+            http: reqwest::Client::new(),
+            _stop: stop,
+            _dir: dir,
+        }
+    }
+
+    async fn send(&self, method: reqwest::Method, path: &str, body: Value) -> (u16, Value) {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.key);
+        if !body.is_null() {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// Places a call to `to` through the API; the call's id.
+    async fn place(&self, to: &str) -> String {
+        let (status, call) = self
+            .send(
+                reqwest::Method::POST,
+                "/v1/calls",
+                json!({"to": to, "agent_id": self.agent_id}),
+            )
+            .await;
+        assert_eq!(status, 201, "{call}");
+        call["id"].as_str().unwrap().to_owned()
+    }
+
+    /// The call once its status is final and, if it was answered, its media is in.
+    async fn ended(&self, id: &str, within: Duration) -> Value {
+        let start = Instant::now();
+        loop {
+            let (_, call) = self
+                .send(
+                    reqwest::Method::GET,
+                    &format!("/v1/calls/{id}"),
+                    Value::Null,
+                )
+                .await;
+            let status = call["status"].as_str().unwrap_or_default();
+            let final_status = matches!(status, "completed" | "busy" | "no_answer" | "failed");
+            if final_status && (status != "completed" || call["transcript_url"].is_string()) {
+                return call;
+            }
+            assert!(start.elapsed() < within, "call {id} did not end: {call}");
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+}
+
+/// A number the seeded mix answers with `answer` on a first attempt.
+fn number_answering(answer: Answer) -> String {
+    (0..10_000u32)
+        .map(|n| format!("+1202555{n:04}"))
+        .find(|to| callee::mixed(SEED, to, 1) == answer)
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn busy_and_unanswered_numbers_end_as_the_carrier_reports_them() {
+    let stack = Stack::start().await;
+    let busy = stack.place(&number_answering(Answer::Busy)).await;
+    let unanswered = stack.place(&number_answering(Answer::NoAnswer)).await;
+    let busy = stack.ended(&busy, Duration::from_secs(20)).await;
+    let unanswered = stack.ended(&unanswered, Duration::from_secs(20)).await;
+    assert_eq!(busy["status"], "busy", "{busy}");
+    assert_eq!(unanswered["status"], "no_answer", "{unanswered}");
+    for call in [&busy, &unanswered] {
+        assert!(
+            call["carrier_call_id"].as_str().unwrap().starts_with("CA"),
+            "{call}"
+        );
+        assert!(call["recording_url"].is_null(), "{call}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answered_call_is_a_whole_conversation_on_the_offline_engines() {
+    let stack = Stack::start().await;
+    let id = stack.place(&number_answering(Answer::Human)).await;
+    let call = stack.ended(&id, Duration::from_secs(120)).await;
+    assert_eq!(call["status"], "completed", "{call}");
+    let duration = call["duration_secs"].as_u64().unwrap();
+    assert!(duration >= 5, "{call}");
+
+    // The callee's lines (the default ones) were heard and understood: the flow
+    // booked next Tuesday at two in the afternoon, in the agent's time zone.
+    let transcript: Value = stack
+        .http
+        .get(call["transcript_url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let turns = transcript["turns"].as_array().unwrap();
+    let said = |speaker: &str| {
+        turns
+            .iter()
+            .filter(|t| t["speaker"] == speaker)
+            .map(|t| t["text"].as_str().unwrap().to_lowercase())
+            .collect::<Vec<_>>()
+    };
+    let (caller, agent) = (said("caller"), said("agent"));
+    assert!(
+        caller.iter().any(|t| t.contains("tuesday")),
+        "caller: {caller:?}"
+    );
+    assert!(
+        agent.iter().any(|t| t.contains("all set")),
+        "agent: {agent:?}"
+    );
+    let (_, appointments) = stack
+        .send(reqwest::Method::GET, "/v1/appointments", Value::Null)
+        .await;
+    let booked = appointments["items"].as_array().unwrap();
+    assert_eq!(booked.len(), 1, "{appointments}");
+    let start = chrono::DateTime::parse_from_rfc3339(booked[0]["starts_at"].as_str().unwrap())
+        .unwrap()
+        .with_timezone(&chrono_tz::America::New_York);
+    assert_eq!(start.format("%A %H:%M").to_string(), "Tuesday 14:00");
+
+    // The recording covers the call: stereo 8 kHz, as long as the call, give or take
+    // the ringing and the wrap-up.
+    let wav = stack
+        .http
+        .get(call["recording_url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let reader = hound::WavReader::new(std::io::Cursor::new(wav.to_vec())).unwrap();
+    let seconds = reader.duration() as f64 / f64::from(reader.spec().sample_rate);
+    assert!(
+        (seconds - duration as f64).abs() <= 3.0,
+        "recording {seconds} s, call {duration} s"
+    );
+}
+
+/// `parley call`'s library: a softphone dials the demo number, says one line after
+/// the greeting, and hangs up once the agent has answered it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_softphone_talks_to_the_agent_on_a_simulated_number() {
+    let stack = Stack::start().await;
+    // The demo agent keeps office hours; this one answers whenever the test runs.
+    let (_, agent) = stack
+        .send(
+            reqwest::Method::POST,
+            "/v1/agents",
+            json!({"name": "Robin", "status": "active", "industry": "appointments"}),
+        )
+        .await;
+    let (status, number) = stack
+        .send(
+            reqwest::Method::POST,
+            "/v1/phone-numbers",
+            json!({"number": "+12025550124", "agent_id": agent["id"], "carrier": "simulated"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{number}");
+    let dir = tempfile::tempdir().unwrap();
+    let line = dir.path().join("caller.wav");
+    let spoken = std::process::Command::new("flite")
+        .args([
+            "-voice",
+            "kal",
+            "-t",
+            "A check up for my teeth please.",
+            "-o",
+        ])
+        .arg(&line)
+        .status()
+        .expect("flite must be installed (apt-get install flite)");
+    assert!(spoken.success());
+    let record = dir.path().join("agent.wav");
+    let report = parley::softphone::call(&parley::softphone::Call {
+        base_url: stack.base.clone(),
+        to: "+12025550124".into(),
+        from: Some("+14155550142".into()),
+        play: line,
+        record: record.clone(),
+        quiet: Duration::from_secs(3),
+        limit: Duration::from_secs(90),
+    })
+    .await
+    .unwrap();
+    assert!(
+        report.call_sid.as_deref().unwrap().starts_with("CA"),
+        "{report:?}"
+    );
+    // The greeting and the answer to the line, at least.
+    assert!(report.agent_seconds > 4.0, "{report:?}");
+    let written = hound::WavReader::open(&record).unwrap();
+    assert_eq!(written.spec().sample_rate, 8000);
+    let loud = written
+        .into_samples::<i16>()
+        .filter(|s| s.as_ref().unwrap().unsigned_abs() > 2_000)
+        .count();
+    assert!(
+        loud > 8000,
+        "the agent's side is mostly silence: {loud} loud samples"
+    );
+
+    // The call, as the API has it: inbound from the softphone's number, the caller's
+    // line understood, and the agent's next question asked.
+    let (_, calls) = stack
+        .send(reqwest::Method::GET, "/v1/calls", Value::Null)
+        .await;
+    let call = calls["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["from"] == "+14155550142")
+        .unwrap_or_else(|| panic!("{calls}"))
+        .clone();
+    assert_eq!(call["direction"], "inbound");
+    assert_eq!(call["carrier"], "simulated");
+    let call = stack
+        .ended(call["id"].as_str().unwrap(), Duration::from_secs(30))
+        .await;
+    assert_eq!(call["status"], "completed", "{call}");
+    let transcript: Value = stack
+        .http
+        .get(call["transcript_url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let text = |speaker: &str| {
+        transcript["turns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t["speaker"] == speaker)
+            .map(|t| t["text"].as_str().unwrap().to_lowercase())
+            .collect::<Vec<_>>()
+            .join(" | ")
+    };
+    assert!(text("caller").contains("teeth"), "{transcript}");
+    assert!(text("agent").contains("what day and time"), "{transcript}");
+}
