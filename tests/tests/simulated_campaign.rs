@@ -60,6 +60,14 @@ impl Local {
         serde_json::from_str(&text).unwrap_or(Value::Null)
     }
 
+    /// The one call made to `lead`.
+    async fn only_call(&self, lead: &Value) -> Value {
+        let attempts = lead["attempts"].as_array().unwrap();
+        assert_eq!(attempts.len(), 1, "{lead}");
+        let call_id = attempts[0]["call_id"].as_str().unwrap();
+        self.get(&format!("/v1/calls/{call_id}")).await
+    }
+
     async fn fetch(&self, url: &str) -> bytes::Bytes {
         let response = self.http.get(url).send().await.unwrap();
         assert!(response.status().is_success(), "{url}");
@@ -270,14 +278,7 @@ async fn a_three_lead_campaign_runs_end_to_end_on_the_simulated_carrier_and_offl
     // Answered calls: a recording as long as the call and a transcript each, and in the
     // recording the agent said what the transcript says it said.
     for person in [&dana, &sam] {
-        let attempts = person["attempts"].as_array().unwrap();
-        assert_eq!(attempts.len(), 1, "{person}");
-        let call = local
-            .get(&format!(
-                "/v1/calls/{}",
-                attempts[0]["call_id"].as_str().unwrap()
-            ))
-            .await;
+        let call = local.only_call(person).await;
         assert_eq!(call["status"], "completed", "{call}");
         assert_eq!(call["answered_by"], "human", "{call}");
         let duration = call["duration_secs"].as_f64().unwrap();
@@ -317,14 +318,7 @@ async fn a_three_lead_campaign_runs_end_to_end_on_the_simulated_carrier_and_offl
         "{sam}"
     );
     // The machine got the campaign's message and ended the lead's calls.
-    let attempts = alex["attempts"].as_array().unwrap();
-    assert_eq!(attempts.len(), 1, "{alex}");
-    let machine = local
-        .get(&format!(
-            "/v1/calls/{}",
-            attempts[0]["call_id"].as_str().unwrap()
-        ))
-        .await;
+    let machine = local.only_call(&alex).await;
     assert_eq!(machine["answered_by"], "machine_end_beep", "{machine}");
     assert_eq!(machine["outcome"], "voicemail", "{machine}");
 

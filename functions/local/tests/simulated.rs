@@ -123,6 +123,31 @@ impl Stack {
     }
 }
 
+impl Stack {
+    /// The stored transcript of an ended call, through its signed link.
+    async fn transcript(&self, call: &Value) -> Value {
+        self.http
+            .get(call["transcript_url"].as_str().unwrap())
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+}
+
+/// What `speaker` said in `transcript`, a lower-case line a turn.
+fn spoken(transcript: &Value, speaker: &str) -> Vec<String> {
+    transcript["turns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["speaker"] == speaker)
+        .map(|t| t["text"].as_str().unwrap().to_lowercase())
+        .collect()
+}
+
 /// A number the seeded mix answers with `answer` on a first attempt.
 fn number_answering(answer: Answer) -> String {
     (0..10_000u32)
@@ -160,24 +185,8 @@ async fn an_answered_call_is_a_whole_conversation_on_the_offline_engines() {
 
     // The callee's lines (the default ones) were heard and understood: the flow
     // booked next Tuesday at two in the afternoon, in the agent's time zone.
-    let transcript: Value = stack
-        .http
-        .get(call["transcript_url"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let turns = transcript["turns"].as_array().unwrap();
-    let said = |speaker: &str| {
-        turns
-            .iter()
-            .filter(|t| t["speaker"] == speaker)
-            .map(|t| t["text"].as_str().unwrap().to_lowercase())
-            .collect::<Vec<_>>()
-    };
-    let (caller, agent) = (said("caller"), said("agent"));
+    let transcript = stack.transcript(&call).await;
+    let (caller, agent) = (spoken(&transcript, "caller"), spoken(&transcript, "agent"));
     assert!(
         caller.iter().any(|t| t.contains("tuesday")),
         "caller: {caller:?}"
@@ -238,7 +247,7 @@ async fn a_softphone_talks_to_the_agent_on_a_simulated_number() {
     assert_eq!(status, 201, "{number}");
     let dir = tempfile::tempdir().unwrap();
     let line = dir.path().join("caller.wav");
-    let spoken = std::process::Command::new("flite")
+    let made = std::process::Command::new("flite")
         .args([
             "-voice",
             "kal",
@@ -249,7 +258,7 @@ async fn a_softphone_talks_to_the_agent_on_a_simulated_number() {
         .arg(&line)
         .status()
         .expect("flite must be installed (apt-get install flite)");
-    assert!(spoken.success());
+    assert!(made.success());
     let record = dir.path().join("agent.wav");
     let report = parley::softphone::call(&parley::softphone::Call {
         base_url: stack.base.clone(),
@@ -297,25 +306,8 @@ async fn a_softphone_talks_to_the_agent_on_a_simulated_number() {
         .ended(call["id"].as_str().unwrap(), Duration::from_secs(30))
         .await;
     assert_eq!(call["status"], "completed", "{call}");
-    let transcript: Value = stack
-        .http
-        .get(call["transcript_url"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let text = |speaker: &str| {
-        transcript["turns"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|t| t["speaker"] == speaker)
-            .map(|t| t["text"].as_str().unwrap().to_lowercase())
-            .collect::<Vec<_>>()
-            .join(" | ")
-    };
+    let transcript = stack.transcript(&call).await;
+    let text = |speaker: &str| spoken(&transcript, speaker).join(" | ");
     assert!(text("caller").contains("teeth"), "{transcript}");
     assert!(text("agent").contains("what day and time"), "{transcript}");
 }
