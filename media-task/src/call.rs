@@ -347,12 +347,14 @@ struct TranscriptDoc<'a> {
 }
 
 impl Calls {
-    /// Holds the admitted call on `socket` until it ends, then writes its records.
+    /// Holds the admitted call on `socket` until it ends, then writes its records;
+    /// with `live_transcript`, each turn is also sent on the stream once final.
     pub async fn hold(
         &self,
         socket: &mut WebSocket,
         claims: &StreamClaims,
         link: Link,
+        live_transcript: bool,
         metrics: &Metrics,
     ) -> End {
         let Some((ctx, id)) = admitted(claims) else {
@@ -385,7 +387,7 @@ impl Calls {
         } else {
             None
         };
-        let outcome = session::run(socket, link, &parts, metrics, recorder).await;
+        let outcome = session::run(socket, link, &parts, metrics, recorder, live_transcript).await;
         self.keep(&ctx, &id, outcome, after).await
     }
 

@@ -271,9 +271,17 @@ async fn session(mut socket: WebSocket, state: MediaState, carrier: Carrier, liv
             tracing::info!(tenant_id, call_id, ?carrier, "media stream started");
             let metrics = &state.metrics;
             let end = match (&state.calls, admitted) {
-                (Some(calls), Admitted::Audio(link)) => {
-                    End::from(calls.hold(&mut socket, &claims, link, metrics).await)
-                }
+                (
+                    Some(calls),
+                    Admitted::Audio {
+                        link,
+                        live_transcript,
+                    },
+                ) => End::from(
+                    calls
+                        .hold(&mut socket, &claims, link, live_transcript, metrics)
+                        .await,
+                ),
                 (Some(calls), Admitted::Relay(setup)) => End::from(
                     calls
                         .hold_relay(&mut socket, &claims, &setup, metrics)
@@ -343,7 +351,8 @@ struct Started {
 
 /// An admitted stream: audio over a link, or a ConversationRelay session.
 enum Admitted {
-    Audio(Link),
+    /// `live_transcript`: the stream asked for its turns as they become final.
+    Audio { link: Link, live_transcript: bool },
     /// Boxed: `setup` is much larger than a link.
     Relay(Box<Setup>),
 }
@@ -396,6 +405,7 @@ async fn admit(
         }
     };
     let claims = verify(state, &started.params)?;
+    let live_transcript = crate::session::wants_live_transcript(&started.params);
     let link = match started.exotel_rate {
         None => Link::Twilio {
             stream_sid: started.stream_sid,
@@ -405,7 +415,13 @@ async fn admit(
             rate,
         },
     };
-    Ok((claims, Admitted::Audio(link)))
+    Ok((
+        claims,
+        Admitted::Audio {
+            link,
+            live_transcript,
+        },
+    ))
 }
 
 /// Checks the stream token in a stream's custom parameters: minted by the webhook for

@@ -7,7 +7,8 @@
 //! detector and the recogniser. The agent's audio is converted to the carrier's format
 //! and sent in real time (a few frames ahead, so `clear` takes effect at once and the
 //! recording stays aligned), each utterance followed by a mark. Turn-taking itself is
-//! [`crate::conversation`], pure.
+//! [`crate::conversation`], pure. A stream that asks for it ([`LIVE_TRANSCRIPT`], only
+//! Parley's own phones do) also gets each turn of the transcript once it is final.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -80,6 +81,32 @@ impl Link {
             Link::Exotel { stream_sid, .. } => exotel_stream::clear(stream_sid),
         }
     }
+
+    /// A turn of the live transcript, with the stream's id under the carrier's name
+    /// for it: `{"event":"transcript","streamSid":…,"speaker":…,"text":…}`.
+    fn transcript(&self, turn: &Turn) -> String {
+        let sid_key = match self {
+            Link::Twilio { .. } => "streamSid",
+            Link::Exotel { .. } => "stream_sid",
+        };
+        serde_json::json!({
+            "event": "transcript",
+            sid_key: self.stream_sid(),
+            "speaker": turn.speaker,
+            "text": turn.text,
+        })
+        .to_string()
+    }
+}
+
+/// The stream parameter (name, value) by which a phone of Parley's own (the simulated
+/// carrier's softphone or browser page) asks for the live transcript on its stream.
+/// Carriers never set it, so they never get frames they do not know.
+pub const LIVE_TRANSCRIPT: (&str, &str) = ("parley_transcript", "live");
+
+/// Whether a stream's custom parameters ask for the live transcript.
+pub fn wants_live_transcript(params: &std::collections::BTreeMap<String, String>) -> bool {
+    params.get(LIVE_TRANSCRIPT.0).map(String::as_str) == Some(LIVE_TRANSCRIPT.1)
 }
 
 /// What the carrier said, reduced to what the session acts on.
@@ -309,15 +336,21 @@ struct Session<'a> {
     /// The agent's frame being sent, decoded for the recording.
     sent_pcm: Vec<i16>,
     le: Vec<u8>,
+    /// Each turn is sent on the stream once final (see [`LIVE_TRANSCRIPT`]).
+    live_transcript: bool,
+    /// Turns of the transcript sent so far.
+    transcript_sent: usize,
 }
 
-/// Runs one admitted call until it ends.
+/// Runs one admitted call until it ends; with `live_transcript`, each turn of the
+/// transcript is also sent on the stream as it becomes final.
 pub async fn run(
     socket: &mut WebSocket,
     link: Link,
     parts: &Parts,
     metrics: &Metrics,
     recorder: Option<Recorder>,
+    live_transcript: bool,
 ) -> Outcome {
     let started = Instant::now();
     let rate = link.sample_rate();
@@ -372,6 +405,8 @@ pub async fn run(
         pcm: Vec::with_capacity(480),
         sent_pcm: Vec::with_capacity(1_200),
         le: Vec::with_capacity(960),
+        live_transcript,
+        transcript_sent: 0,
     };
     let end = session.converse().await;
     session.finish(end)
@@ -642,7 +677,13 @@ impl Session<'_> {
     /// Carries out what the conversation asks; `Some` when it ended the call.
     async fn act(&mut self, input: Input) -> Option<End> {
         let at = self.now_ms();
-        for action in self.conversation.handle(at, input) {
+        let actions = self.conversation.handle(at, input);
+        // Before the actions: a hang-up among them ends the session, and the turn it
+        // closed (a goodbye) is still worth showing.
+        if self.send_transcript().await.is_err() {
+            return Some(End::Gone);
+        }
+        for action in actions {
             match action {
                 Action::Think(context) => {
                     let ended = Instant::now();
@@ -845,6 +886,30 @@ impl Session<'_> {
         Ok(())
     }
 
+    /// Sends the transcript's turns that became final since the last call, when the
+    /// stream asked for them. A caller's turn taken back (more words came before the
+    /// answer played) is sent again, joined, once final.
+    async fn send_transcript(&mut self) -> Result<(), axum::Error> {
+        if !self.live_transcript {
+            return Ok(());
+        }
+        let len = self.conversation.transcript().len();
+        self.transcript_sent = self.transcript_sent.min(len);
+        while self.transcript_sent < len {
+            let frame = self
+                .conversation
+                .transcript()
+                .get(self.transcript_sent)
+                .filter(|turn| !turn.text.is_empty())
+                .map(|turn| self.link.transcript(turn));
+            self.transcript_sent += 1;
+            if let Some(frame) = frame {
+                self.send(frame).await?;
+            }
+        }
+        Ok(())
+    }
+
     async fn send(&mut self, text: String) -> Result<(), axum::Error> {
         self.socket.send(WsMessage::Text(text.into())).await
     }
@@ -903,5 +968,70 @@ fn digit(text: &str) -> Option<char> {
     match (chars.next(), chars.next()) {
         (Some(c), None) if c.is_ascii_digit() || c == '*' || c == '#' => Some(c),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::conversation::Speaker;
+
+    fn params(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn only_a_stream_that_asks_for_it_gets_the_live_transcript() {
+        assert!(wants_live_transcript(&params(&[
+            ("token", "t"),
+            ("parley_transcript", "live"),
+        ])));
+        for other in [
+            params(&[]),
+            params(&[("token", "t"), ("call_id", "c")]),
+            params(&[("parley_transcript", "")]),
+            params(&[("parley_transcript", "Live")]),
+            params(&[("parley_transcript", "off")]),
+            params(&[("transcript", "live")]),
+        ] {
+            assert!(!wants_live_transcript(&other), "{other:?}");
+        }
+    }
+
+    #[test]
+    fn a_transcript_frame_names_the_stream_the_speaker_and_the_words() {
+        let turn = Turn {
+            speaker: Speaker::Caller,
+            text: "A check up \"please\"".into(),
+            start_ms: 0,
+            end_ms: 1,
+            interrupted: false,
+            tool_calls: Vec::new(),
+            dtmf: String::new(),
+        };
+        let twilio = Link::Twilio {
+            stream_sid: "MZ1".into(),
+        };
+        let frame: serde_json::Value = serde_json::from_str(&twilio.transcript(&turn)).unwrap();
+        assert_eq!(
+            frame,
+            serde_json::json!({"event": "transcript", "streamSid": "MZ1", "speaker": "caller", "text": "A check up \"please\""})
+        );
+        let agent = Turn {
+            speaker: Speaker::Agent,
+            ..turn
+        };
+        let exotel = Link::Exotel {
+            stream_sid: "s1".into(),
+            rate: SampleRate::Hz8000,
+        };
+        let frame: serde_json::Value = serde_json::from_str(&exotel.transcript(&agent)).unwrap();
+        assert_eq!(frame["stream_sid"], "s1");
+        assert_eq!(frame["speaker"], "agent");
     }
 }

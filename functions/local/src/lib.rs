@@ -21,6 +21,7 @@ use tokio::net::TcpListener;
 
 pub mod carrier;
 pub mod demo;
+pub mod page;
 pub mod softphone;
 
 /// Everything the local stack serves, opened on one configuration.
@@ -108,6 +109,7 @@ pub fn app(stack: Stack) -> Router {
         .merge(parley_webhooks::router(stack.webhooks))
         .merge(parley_media::server::routes(stack.media))
         .merge(stack.simulator.routes())
+        .merge(page::routes())
         .merge(blobs)
 }
 

@@ -721,11 +721,17 @@ async fn media(
     };
     let (mut tx, mut rx) = socket.split();
     let stream_sid = format!("MZ{}", uuid::Uuid::new_v4().simple());
-    let parameters: serde_json::Map<String, Value> = stream
+    let mut parameters: serde_json::Map<String, Value> = stream
         .parameters
         .iter()
         .map(|(k, v)| (k.clone(), Value::String(v.clone())))
         .collect();
+    // A person on a phone of their own sees the conversation as it goes; Twilio never
+    // asks for this, and scripted callees have no screen.
+    if matches!(far, Far::Phone(_)) {
+        let (name, value) = parley_media::session::LIVE_TRANSCRIPT;
+        parameters.insert(name.to_owned(), Value::from(value));
+    }
     let opening = [
         json!({"event": "connected", "protocol": "Call", "version": "1.0.0"}),
         json!({
