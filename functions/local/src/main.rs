@@ -126,6 +126,16 @@ async fn main() -> anyhow::Result<()> {
     println!("Parley is running at {}", config.public_url);
     println!("  health:   {}/health", config.public_url);
     println!("  data dir: {}", data_dir.display());
+    // Blob keys are `recordings/<tenant>/<call>.wav` and `transcripts/<tenant>/<call>.json`.
+    println!(
+        "  calls:    recordings in {}, transcripts in {}",
+        data_dir.join("blobs/objects/recordings").display(),
+        data_dir.join("blobs/objects/transcripts").display()
+    );
+    println!(
+        "  talk:     {}/call in a browser, or parley call --play <wav>",
+        config.public_url
+    );
 
     // Without PARLEY_ADMIN_KEY, one is made and kept in the data directory.
     let (admin_key, made) = parley::demo::admin_key(data_dir, config.admin_key.as_ref())?;
