@@ -11,7 +11,6 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use futures_util::{SinkExt, StreamExt};
 use parley_media::g711;
-use parley_media::resample::Resampler;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
@@ -57,41 +56,6 @@ pub enum SoftphoneError {
 const FRAME: usize = 160;
 const SILENCE: u8 = 0xFF;
 
-/// Reads `path` as 8 kHz μ-law.
-pub fn load_ulaw(path: &Path) -> Result<Vec<u8>, SoftphoneError> {
-    let fail = |reason: String| SoftphoneError::Audio {
-        path: path.to_owned(),
-        reason,
-    };
-    let mut reader = hound::WavReader::open(path).map_err(|e| fail(e.to_string()))?;
-    let spec = reader.spec();
-    if spec.bits_per_sample != 16 || spec.sample_format != hound::SampleFormat::Int {
-        return Err(fail("must be 16-bit PCM".into()));
-    }
-    let channels = usize::from(spec.channels.max(1));
-    let samples = reader
-        .samples::<i16>()
-        .collect::<Result<Vec<i16>, _>>()
-        .map_err(|e| fail(e.to_string()))?;
-    let mono: Vec<i16> = samples
-        .chunks(channels)
-        .map(|frame| (frame.iter().map(|s| i32::from(*s)).sum::<i32>() / frame.len() as i32) as i16)
-        .collect();
-    let pcm = if spec.sample_rate == 8000 {
-        mono
-    } else {
-        let mut resampler =
-            Resampler::new(spec.sample_rate, 8000).map_err(|e| fail(e.to_string()))?;
-        let mut out = Vec::with_capacity(mono.len() * 8000 / spec.sample_rate.max(1) as usize + 64);
-        resampler.process(&mono, &mut out);
-        resampler.flush(&mut out);
-        out
-    };
-    let mut ulaw = Vec::with_capacity(pcm.len());
-    g711::encode_ulaw_into(&pcm, &mut ulaw);
-    Ok(ulaw)
-}
-
 /// The phone URL for `base_url` (`http` becomes `ws`).
 fn phone_url(call: &Call) -> String {
     let base = call.base_url.trim_end_matches('/');
@@ -132,7 +96,12 @@ enum Stage {
 
 /// Places the call and plays it out.
 pub async fn call(call: &Call) -> Result<Report, SoftphoneError> {
-    let caller = load_ulaw(&call.play)?;
+    let caller = crate::carrier::speech::wav_to_ulaw(&call.play).map_err(|reason| {
+        SoftphoneError::Audio {
+            path: call.play.clone(),
+            reason,
+        }
+    })?;
     let url = phone_url(call);
     let (socket, _) = tokio_tungstenite::connect_async(url.as_str())
         .await

@@ -125,9 +125,9 @@ impl Leg {
     }
 
     /// Whether `token` is the one this call was placed with.
-    pub fn placed_with(&self, account_sid: &str, token: &str) -> bool {
-        use subtle_eq::eq;
-        self.account_sid == account_sid && eq(self.token.expose(), token)
+    pub fn placed_with(&self, account_sid: &str, token: &SecretString) -> bool {
+        // `SecretString` compares in constant time.
+        self.account_sid == account_sid && self.token == *token
     }
 
     pub fn status(&self) -> Status {
@@ -178,15 +178,6 @@ impl Leg {
             ("From".into(), self.from.clone()),
             ("To".into(), self.to.clone()),
         ]
-    }
-}
-
-/// Constant-time comparison of the presented token with the call's.
-mod subtle_eq {
-    pub fn eq(a: &str, b: &str) -> bool {
-        use sha2::{Digest, Sha256};
-        // Comparing digests keeps the time independent of where the strings differ.
-        Sha256::digest(a.as_bytes()) == Sha256::digest(b.as_bytes())
     }
 }
 
@@ -277,10 +268,10 @@ pub async fn run(
     leg.set_status("in-progress", None);
     progress(&net, &leg, "answered", "in-progress", None).await;
     let answered = Instant::now();
-    let far = Far::prepare(&callee).await;
+    let script = Script::prepare(&callee).await;
     if let Some(url) = leg.request.amd_callback.clone() {
         let verdict = match callee.answer {
-            Answer::Machine => ("machine_end_beep", far.greeting_ms()),
+            Answer::Machine => ("machine_end_beep", script.greeting_ms()),
             _ => ("human", 1_500),
         };
         let (net2, leg2) = (net.clone(), leg.clone());
@@ -295,11 +286,7 @@ pub async fn run(
             post(&net2, &leg2, &url, &params).await;
         });
     }
-    let mut far = Some(far);
-    let _ = tokio::time::timeout(MAX_CALL, follow(&net, &leg, &mut far, &mut updates)).await;
-    let secs = answered.elapsed().as_secs_f64().round() as u32;
-    leg.set_status("completed", Some(secs));
-    progress(&net, &leg, "completed", "completed", Some(secs)).await;
+    converse(&net, &leg, Far::Script(script), &mut updates, answered).await;
 }
 
 /// Plays out a call someone makes to one of Parley's numbers from a phone of their
@@ -312,16 +299,27 @@ pub async fn run_inbound(
     mut updates: mpsc::Receiver<Update>,
 ) {
     leg.set_status("ringing", None);
-    let answered = Instant::now();
-    let mut far = Some(Far::Phone(phone));
-    let _ = tokio::time::timeout(MAX_CALL, follow(&net, &leg, &mut far, &mut updates)).await;
-    // The phone hears the call is over, whoever ended it.
+    converse(&net, &leg, Far::Phone(phone), &mut updates, Instant::now()).await;
+}
+
+/// Follows Parley's TwiML with `far` on the line until the call ends, then reports
+/// its end and length (from `answered`).
+async fn converse(
+    net: &Network,
+    leg: &Leg,
+    far: Far,
+    updates: &mut mpsc::Receiver<Update>,
+    answered: Instant,
+) {
+    let mut far = Some(far);
+    let _ = tokio::time::timeout(MAX_CALL, follow(net, leg, &mut far, updates)).await;
+    // A phone hears the call is over, whoever ended it.
     if let Some(Far::Phone(phone)) = far {
         let _ = phone.to_phone.send(PhoneEvent::Ended).await;
     }
     let secs = answered.elapsed().as_secs_f64().round() as u32;
     leg.set_status("completed", Some(secs));
-    progress(&net, &leg, "completed", "completed", Some(secs)).await;
+    progress(net, leg, "completed", "completed", Some(secs)).await;
 }
 
 /// Fetches and follows TwiML from the call's URL until the call ends.
@@ -517,19 +515,6 @@ pub struct Script {
     /// Each line as 8 kHz μ-law.
     lines: VecDeque<Vec<u8>>,
     machine: bool,
-}
-
-impl Far {
-    async fn prepare(callee: &Callee) -> Far {
-        Far::Script(Script::prepare(callee).await)
-    }
-
-    fn greeting_ms(&self) -> u32 {
-        match self {
-            Far::Script(script) => script.greeting_ms(),
-            Far::Phone(_) => 0,
-        }
-    }
 }
 
 impl Script {

@@ -93,6 +93,16 @@ struct Inner {
     calls: Mutex<Calls>,
 }
 
+impl Inner {
+    /// What each call needs of the network.
+    fn network(&self) -> leg::Network {
+        leg::Network {
+            http: self.http.clone(),
+            ring: self.settings.ring,
+        }
+    }
+}
+
 #[derive(Default)]
 struct Calls {
     by_sid: HashMap<String, Arc<Leg>>,
@@ -183,7 +193,7 @@ pub(crate) fn error(status: StatusCode, code: u32, message: &'static str) -> Fau
 }
 
 /// The account SID and token of a request's basic auth, if it is for `account`.
-fn credentials(headers: &HeaderMap, account: &str) -> Result<(String, String), Fault> {
+fn credentials(headers: &HeaderMap, account: &str) -> Result<(String, SecretString), Fault> {
     let unauthorized = || error(StatusCode::UNAUTHORIZED, 20003, "Authenticate");
     let raw = headers
         .get(header::AUTHORIZATION)
@@ -196,7 +206,7 @@ fn credentials(headers: &HeaderMap, account: &str) -> Result<(String, String), F
     if sid != account || token.is_empty() || !sid.starts_with("AC") {
         return Err(unauthorized());
     }
-    Ok((sid.to_owned(), token.to_owned()))
+    Ok((sid.to_owned(), SecretString::new(token.to_owned())))
 }
 
 /// A form body's pairs, repeats kept (`StatusCallbackEvent` comes once per event).
@@ -289,7 +299,7 @@ async fn create(
     });
     let (leg, updates) = Leg::new(
         account_sid,
-        SecretString::new(token),
+        token,
         to.as_str().to_owned(),
         from.to_owned(),
         request,
@@ -302,10 +312,7 @@ async fn create(
     tokio::spawn(async move {
         let settings = &inner.settings;
         let callee = callee::for_call(&inner.ports, settings.seed, call_id.as_ref(), &leg.to).await;
-        let net = leg::Network {
-            http: inner.http.clone(),
-            ring: settings.ring,
-        };
+        let net = inner.network();
         leg::run(net, leg, callee, updates).await;
     });
     (StatusCode::CREATED, Json(body)).into_response()

@@ -112,10 +112,7 @@ pub async fn connect(
     );
     let leg = Arc::new(leg.inbound());
     sim.keep(leg.clone());
-    let net = leg::Network {
-        http: inner.http.clone(),
-        ring: inner.settings.ring,
-    };
+    let net = inner.network();
     upgrade
         .max_message_size(MAX_FRAME)
         .on_upgrade(move |socket| relay(socket, net, leg, updates))

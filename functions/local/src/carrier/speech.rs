@@ -110,7 +110,7 @@ pub async fn speak(voice: &Voice, text: &str) -> Result<Vec<u8>, SpeechError> {
                 .collect(),
         });
     }
-    tokio::task::spawn_blocking(move || to_ulaw(&path))
+    tokio::task::spawn_blocking(move || wav_to_ulaw(&path))
         .await
         .map_err(|e| SpeechError::Failed {
             program,
@@ -119,26 +119,36 @@ pub async fn speak(voice: &Voice, text: &str) -> Result<Vec<u8>, SpeechError> {
         .map_err(|reason| SpeechError::Failed { program, reason })
 }
 
-/// A mono 16-bit WAV file as 8 kHz μ-law.
-fn to_ulaw(path: &Path) -> Result<Vec<u8>, String> {
+/// A 16-bit PCM WAV file as 8 kHz μ-law: channels mixed down, any rate resampled.
+/// The phone network's one way into telephone audio, for callees' lines and for
+/// `parley call`'s caller.
+pub fn wav_to_ulaw(path: &Path) -> Result<Vec<u8>, String> {
     let mut reader = hound::WavReader::open(path).map_err(|e| e.to_string())?;
     let spec = reader.spec();
-    if spec.bits_per_sample != 16 || spec.channels != 1 {
-        return Err(format!(
-            "expected mono 16-bit audio, got {} channels of {} bits",
-            spec.channels, spec.bits_per_sample
-        ));
+    if spec.bits_per_sample != 16 || spec.sample_format != hound::SampleFormat::Int {
+        return Err("must be 16-bit PCM".into());
     }
+    let channels = usize::from(spec.channels.max(1));
     let samples = reader
         .samples::<i16>()
         .collect::<Result<Vec<i16>, _>>()
         .map_err(|e| e.to_string())?;
-    let pcm = if spec.sample_rate == 8000 {
+    let mono: Vec<i16> = if channels == 1 {
         samples
     } else {
+        samples
+            .chunks(channels)
+            .map(|frame| {
+                (frame.iter().map(|s| i32::from(*s)).sum::<i32>() / frame.len() as i32) as i16
+            })
+            .collect()
+    };
+    let pcm = if spec.sample_rate == 8000 {
+        mono
+    } else {
         let mut resampler = Resampler::new(spec.sample_rate, 8000).map_err(|e| e.to_string())?;
-        let mut out = Vec::with_capacity(samples.len() * 8000 / spec.sample_rate as usize + 64);
-        resampler.process(&samples, &mut out);
+        let mut out = Vec::with_capacity(mono.len() * 8000 / spec.sample_rate.max(1) as usize + 64);
+        resampler.process(&mono, &mut out);
         resampler.flush(&mut out);
         out
     };

@@ -63,26 +63,16 @@ fn attr(start: &BytesStart<'_>, name: &str) -> Option<String> {
 
 /// The verbs of a `<Response>` document, in order.
 pub fn parse(xml: &str) -> Result<Vec<Verb>, TwimlError> {
-    let mut reader = Reader::from_str(xml);
-    loop {
-        match reader.read_event().map_err(|e| TwimlError(e.to_string()))? {
-            Event::Start(e) | Event::Empty(e) => {
-                return if e.name().as_ref() == "Response" {
-                    parse_body(xml)
-                } else {
-                    Err(TwimlError("the root element is not <Response>".into()))
-                };
-            }
-            Event::Eof => return Err(TwimlError("no <Response>".into())),
-            _ => {}
+    let root = |e: &BytesStart<'_>| {
+        if e.name().as_ref() == "Response" {
+            Ok(())
+        } else {
+            Err(TwimlError("the root element is not <Response>".into()))
         }
-    }
-}
-
-/// The children of the root `<Response>`.
-fn parse_body(xml: &str) -> Result<Vec<Verb>, TwimlError> {
+    };
     let mut reader = Reader::from_str(xml);
     let mut verbs = Vec::new();
+    let mut rooted = false;
     let mut depth = 0usize;
     let mut open: Option<Verb> = None;
     let mut child: Option<String> = None;
@@ -93,7 +83,10 @@ fn parse_body(xml: &str) -> Result<Vec<Verb>, TwimlError> {
             Event::Start(e) => {
                 depth += 1;
                 match depth {
-                    1 => {}
+                    1 => {
+                        root(&e)?;
+                        rooted = true;
+                    }
                     2 => {
                         text.clear();
                         open = Some(start_verb(&e));
@@ -108,7 +101,8 @@ fn parse_body(xml: &str) -> Result<Vec<Verb>, TwimlError> {
                 }
             }
             Event::Empty(e) => match depth {
-                0 => return Ok(verbs),
+                // `<Response/>`: a document with no verbs.
+                0 => return root(&e).map(|()| verbs),
                 1 => push(&mut verbs, start_verb(&e))?,
                 _ => {
                     if let Some(verb) = open.as_mut() {
@@ -144,7 +138,8 @@ fn parse_body(xml: &str) -> Result<Vec<Verb>, TwimlError> {
                 }
                 depth = depth.saturating_sub(1);
             }
-            Event::Eof => return Ok(verbs),
+            Event::Eof if rooted => return Ok(verbs),
+            Event::Eof => return Err(TwimlError("no <Response>".into())),
             _ => {}
         }
     }
