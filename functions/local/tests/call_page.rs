@@ -5,19 +5,16 @@
 //! transcript (the agent's line and the caller's) and have received the agent's
 //! audio; the call is then in the API, inbound, with the caller's words stored.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::{Stack, spoken};
 use futures_util::{SinkExt, StreamExt};
-use parley_shared::backend::Ports;
-use parley_shared::clock::SystemClock;
-use parley_shared::embedded::Embedded;
 use serde_json::{Value, json};
-use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::Message;
 
-const ADMIN: &str = "call-page-admin-key-0123456789";
 const NUMBER: &str = "+12025550126";
 const FROM: &str = "+14155550143";
 const LINE: &str = "A check up for my teeth please.";
@@ -26,118 +23,6 @@ const LINE: &str = "A check up for my teeth please.";
 const LEAD_IN_SECS: u32 = 10;
 /// How long the page has to hold the conversation.
 const WITHIN: Duration = Duration::from_secs(90);
-
-struct Stack {
-    base: String,
-    key: String,
-    http: reqwest::Client,
-    _stop: oneshot::Sender<()>,
-    _dir: tempfile::TempDir,
-}
-
-impl Stack {
-    async fn start() -> Stack {
-        let dir = tempfile::tempdir().unwrap();
-        let listener = parley::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let config = parley_shared::config::Config::from_lookup(|name| match name {
-            "PARLEY_PUBLIC_URL" => Some(base.clone()),
-            "PARLEY_ADMIN_KEY" => Some(ADMIN.into()),
-            _ => None,
-        })
-        .unwrap();
-        let ports = Ports::embedded(
-            Embedded::open(dir.path(), Arc::new(SystemClock), base.clone(), 5).unwrap(),
-        );
-        let mut stack = parley::Stack::new(ports.clone(), &config).await.unwrap();
-        stack.simulator = parley::carrier::Simulator::new(
-            ports,
-            &base,
-            parley::carrier::Settings {
-                seed: 1,
-                ring: Duration::from_millis(300),
-            },
-        )
-        .unwrap();
-        let admin = parley_shared::secrets::SecretString::new(ADMIN.to_owned());
-        let (demo, _) =
-            parley::demo::ensure(parley_api::router(stack.api.clone()), dir.path(), &admin)
-                .await
-                .unwrap();
-        let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(async move {
-            parley::serve(listener, stack, async {
-                let _ = stopped.await;
-            })
-            .await
-            .unwrap();
-        });
-        Stack {
-            base,
-            key: demo.api_key,
-            http: reqwest::Client::new(),
-            _stop: stop,
-            _dir: dir,
-        }
-    }
-
-    async fn send(&self, method: reqwest::Method, path: &str, body: Value) -> (u16, Value) {
-        let mut request = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(&self.key);
-        if !body.is_null() {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status().as_u16();
-        let text = response.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-    }
-
-    /// The call from `from`, once it has ended and its transcript is stored.
-    async fn ended_call_from(&self, from: &str, within: Duration) -> Value {
-        let start = Instant::now();
-        loop {
-            let (_, calls) = self
-                .send(reqwest::Method::GET, "/v1/calls", Value::Null)
-                .await;
-            let call = calls["items"]
-                .as_array()
-                .and_then(|items| items.iter().find(|c| c["from"] == from))
-                .cloned();
-            if let Some(call) = &call {
-                let (_, call) = self
-                    .send(
-                        reqwest::Method::GET,
-                        &format!("/v1/calls/{}", call["id"].as_str().unwrap()),
-                        Value::Null,
-                    )
-                    .await;
-                if call["status"] == "completed" && call["transcript_url"].is_string() {
-                    return call;
-                }
-            }
-            assert!(
-                start.elapsed() < within,
-                "no ended call from {from}: {call:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-    }
-
-    /// The stored transcript of an ended call, through its signed link.
-    async fn transcript(&self, call: &Value) -> Value {
-        self.http
-            .get(call["transcript_url"].as_str().unwrap())
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    }
-}
 
 /// The caller's line as a WAV file: flite's `kal`, after a few seconds of quiet.
 fn caller_wav(dir: &Path) -> PathBuf {
@@ -324,16 +209,6 @@ impl Page {
     }
 }
 
-/// The lines of `speaker` in a transcript's turns, lower-case.
-fn lines(turns: &[Value], speaker: &str) -> Vec<String> {
-    turns
-        .iter()
-        .filter(|t| t["speaker"] == speaker)
-        .filter_map(|t| t["text"].as_str())
-        .map(str::to_lowercase)
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_call_page_talks_to_an_agent_in_headless_chromium() {
     if let Err(e) = std::process::Command::new("chromium")
@@ -342,24 +217,8 @@ async fn the_call_page_talks_to_an_agent_in_headless_chromium() {
     {
         panic!("chromium cannot be run ({e}): install Debian's package chromium");
     }
-    let stack = Stack::start().await;
-    // The demo agent keeps office hours; this one answers whenever the test runs.
-    let (status, agent) = stack
-        .send(
-            reqwest::Method::POST,
-            "/v1/agents",
-            json!({"name": "Robin", "status": "active", "industry": "appointments"}),
-        )
-        .await;
-    assert_eq!(status, 201, "{agent}");
-    let (status, number) = stack
-        .send(
-            reqwest::Method::POST,
-            "/v1/phone-numbers",
-            json!({"number": NUMBER, "agent_id": agent["id"], "carrier": "simulated"}),
-        )
-        .await;
-    assert_eq!(status, 201, "{number}");
+    let stack = Stack::start(1).await;
+    stack.always_open_agent(NUMBER).await;
 
     // The page itself: one self-contained HTML document.
     let page = stack
@@ -399,8 +258,8 @@ async fn the_call_page_talks_to_an_agent_in_headless_chromium() {
         let seen: Value = serde_json::from_str(seen.as_str().unwrap_or("null")).unwrap();
         let turns = seen["transcript"].as_array().cloned().unwrap_or_default();
         let audio_ms = seen["agentAudioMs"].as_f64().unwrap_or(0.0);
-        if !lines(&turns, "agent").is_empty()
-            && !lines(&turns, "caller").is_empty()
+        if !spoken(&turns, "agent").is_empty()
+            && !spoken(&turns, "caller").is_empty()
             && audio_ms > 2000.0
         {
             break seen;
@@ -450,12 +309,13 @@ async fn the_call_page_talks_to_an_agent_in_headless_chromium() {
     page.evaluate("document.getElementById('hangup').click()")
         .await;
     let call = stack.ended_call_from(FROM, Duration::from_secs(30)).await;
+    assert_eq!(call["status"], "completed", "{call}");
     assert_eq!(call["direction"], "inbound", "{call}");
     assert_eq!(call["carrier"], "simulated", "{call}");
     assert_eq!(call["to"], NUMBER, "{call}");
     let stored = stack.transcript(&call).await;
     let stored = stored["turns"].as_array().cloned().unwrap_or_default();
-    let caller = lines(&stored, "caller");
+    let caller = spoken(&stored, "caller");
     assert!(
         caller
             .iter()
@@ -465,12 +325,12 @@ async fn the_call_page_talks_to_an_agent_in_headless_chromium() {
     // What the page showed live is what the call's transcript keeps: every agent line,
     // and the caller's (a caller's turn taken back to be joined by more words shows
     // twice live, once joined in the transcript).
-    let agent = lines(&stored, "agent");
-    for line in lines(&live, "agent") {
+    let agent = spoken(&stored, "agent");
+    for line in spoken(&live, "agent") {
         assert!(agent.contains(&line), "agent {line:?} not in {agent:?}");
     }
     assert!(
-        lines(&live, "caller")
+        spoken(&live, "caller")
             .iter()
             .any(|line| caller.contains(line)),
         "{live:?} against {caller:?}"

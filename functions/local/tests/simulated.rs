@@ -4,149 +4,15 @@
 //! WebSocket, with signed Twilio-shaped webhooks, on the offline engines only (flite,
 //! PocketSphinx, the scripted flow). Everything is checked through the API.
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+mod common;
 
+use std::time::Duration;
+
+use common::{Stack, spoken};
 use parley::carrier::callee::{self, Answer};
-use parley_shared::backend::Ports;
-use parley_shared::clock::SystemClock;
-use parley_shared::embedded::Embedded;
-use serde_json::{Value, json};
-use tokio::sync::oneshot;
+use serde_json::Value;
 
-const ADMIN: &str = "simulated-admin-key-0123456789";
 const SEED: u64 = 11;
-
-struct Stack {
-    base: String,
-    key: String,
-    agent_id: String,
-    http: reqwest::Client,
-    _stop: oneshot::Sender<()>,
-    _dir: tempfile::TempDir,
-}
-
-impl Stack {
-    async fn start() -> Stack {
-        let dir = tempfile::tempdir().unwrap();
-        let listener = parley::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let config = parley_shared::config::Config::from_lookup(|name| match name {
-            "PARLEY_PUBLIC_URL" => Some(base.clone()),
-            "PARLEY_ADMIN_KEY" => Some(ADMIN.into()),
-            _ => None,
-        })
-        .unwrap();
-        let ports = Ports::embedded(
-            Embedded::open(dir.path(), Arc::new(SystemClock), base.clone(), 5).unwrap(),
-        );
-        let mut stack = parley::Stack::new(ports.clone(), &config).await.unwrap();
-        stack.simulator = parley::carrier::Simulator::new(
-            ports,
-            &base,
-            parley::carrier::Settings {
-                seed: SEED,
-                ring: Duration::from_millis(300),
-            },
-        )
-        .unwrap();
-        // The demo tenant: an appointment agent on a simulated number.
-        let admin = parley_shared::secrets::SecretString::new(ADMIN.to_owned());
-        let (demo, _) =
-            parley::demo::ensure(parley_api::router(stack.api.clone()), dir.path(), &admin)
-                .await
-                .unwrap();
-        let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(async move {
-            parley::serve(listener, stack, async {
-                let _ = stopped.await;
-            })
-            .await
-            .unwrap();
-        });
-        Stack {
-            base,
-            key: demo.api_key,
-            agent_id: demo.agent_id,
-            http: reqwest::Client::new(),
-            _stop: stop,
-            _dir: dir,
-        }
-    }
-
-    async fn send(&self, method: reqwest::Method, path: &str, body: Value) -> (u16, Value) {
-        let mut request = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(&self.key);
-        if !body.is_null() {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status().as_u16();
-        let text = response.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-    }
-
-    /// Places a call to `to` through the API; the call's id.
-    async fn place(&self, to: &str) -> String {
-        let (status, call) = self
-            .send(
-                reqwest::Method::POST,
-                "/v1/calls",
-                json!({"to": to, "agent_id": self.agent_id}),
-            )
-            .await;
-        assert_eq!(status, 201, "{call}");
-        call["id"].as_str().unwrap().to_owned()
-    }
-
-    /// The call once its status is final and, if it was answered, its media is in.
-    async fn ended(&self, id: &str, within: Duration) -> Value {
-        let start = Instant::now();
-        loop {
-            let (_, call) = self
-                .send(
-                    reqwest::Method::GET,
-                    &format!("/v1/calls/{id}"),
-                    Value::Null,
-                )
-                .await;
-            let status = call["status"].as_str().unwrap_or_default();
-            let final_status = matches!(status, "completed" | "busy" | "no_answer" | "failed");
-            if final_status && (status != "completed" || call["transcript_url"].is_string()) {
-                return call;
-            }
-            assert!(start.elapsed() < within, "call {id} did not end: {call}");
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-    }
-}
-
-impl Stack {
-    /// The stored transcript of an ended call, through its signed link.
-    async fn transcript(&self, call: &Value) -> Value {
-        self.http
-            .get(call["transcript_url"].as_str().unwrap())
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    }
-}
-
-/// What `speaker` said in `transcript`, a lower-case line a turn.
-fn spoken(transcript: &Value, speaker: &str) -> Vec<String> {
-    transcript["turns"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|t| t["speaker"] == speaker)
-        .map(|t| t["text"].as_str().unwrap().to_lowercase())
-        .collect()
-}
 
 /// A number the seeded mix answers with `answer` on a first attempt.
 fn number_answering(answer: Answer) -> String {
@@ -158,7 +24,7 @@ fn number_answering(answer: Answer) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn busy_and_unanswered_numbers_end_as_the_carrier_reports_them() {
-    let stack = Stack::start().await;
+    let stack = Stack::start(SEED).await;
     let busy = stack.place(&number_answering(Answer::Busy)).await;
     let unanswered = stack.place(&number_answering(Answer::NoAnswer)).await;
     let busy = stack.ended(&busy, Duration::from_secs(20)).await;
@@ -176,7 +42,7 @@ async fn busy_and_unanswered_numbers_end_as_the_carrier_reports_them() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_answered_call_is_a_whole_conversation_on_the_offline_engines() {
-    let stack = Stack::start().await;
+    let stack = Stack::start(SEED).await;
     let id = stack.place(&number_answering(Answer::Human)).await;
     let call = stack.ended(&id, Duration::from_secs(120)).await;
     assert_eq!(call["status"], "completed", "{call}");
@@ -186,7 +52,8 @@ async fn an_answered_call_is_a_whole_conversation_on_the_offline_engines() {
     // The callee's lines (the default ones) were heard and understood: the flow
     // booked next Tuesday at two in the afternoon, in the agent's time zone.
     let transcript = stack.transcript(&call).await;
-    let (caller, agent) = (spoken(&transcript, "caller"), spoken(&transcript, "agent"));
+    let turns = transcript["turns"].as_array().unwrap();
+    let (caller, agent) = (spoken(turns, "caller"), spoken(turns, "agent"));
     assert!(
         caller.iter().any(|t| t.contains("tuesday")),
         "caller: {caller:?}"
@@ -228,23 +95,8 @@ async fn an_answered_call_is_a_whole_conversation_on_the_offline_engines() {
 /// the greeting, and hangs up once the agent has answered it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_softphone_talks_to_the_agent_on_a_simulated_number() {
-    let stack = Stack::start().await;
-    // The demo agent keeps office hours; this one answers whenever the test runs.
-    let (_, agent) = stack
-        .send(
-            reqwest::Method::POST,
-            "/v1/agents",
-            json!({"name": "Robin", "status": "active", "industry": "appointments"}),
-        )
-        .await;
-    let (status, number) = stack
-        .send(
-            reqwest::Method::POST,
-            "/v1/phone-numbers",
-            json!({"number": "+12025550124", "agent_id": agent["id"], "carrier": "simulated"}),
-        )
-        .await;
-    assert_eq!(status, 201, "{number}");
+    let stack = Stack::start(SEED).await;
+    stack.always_open_agent("+12025550124").await;
     let dir = tempfile::tempdir().unwrap();
     let line = dir.path().join("caller.wav");
     let made = std::process::Command::new("flite")
@@ -290,24 +142,15 @@ async fn a_softphone_talks_to_the_agent_on_a_simulated_number() {
 
     // The call, as the API has it: inbound from the softphone's number, the caller's
     // line understood, and the agent's next question asked.
-    let (_, calls) = stack
-        .send(reqwest::Method::GET, "/v1/calls", Value::Null)
+    let call = stack
+        .ended_call_from("+14155550142", Duration::from_secs(30))
         .await;
-    let call = calls["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["from"] == "+14155550142")
-        .unwrap_or_else(|| panic!("{calls}"))
-        .clone();
     assert_eq!(call["direction"], "inbound");
     assert_eq!(call["carrier"], "simulated");
-    let call = stack
-        .ended(call["id"].as_str().unwrap(), Duration::from_secs(30))
-        .await;
     assert_eq!(call["status"], "completed", "{call}");
     let transcript = stack.transcript(&call).await;
-    let text = |speaker: &str| spoken(&transcript, speaker).join(" | ");
+    let turns = transcript["turns"].as_array().unwrap();
+    let text = |speaker: &str| spoken(turns, speaker).join(" | ");
     assert!(text("caller").contains("teeth"), "{transcript}");
     assert!(text("agent").contains("what day and time"), "{transcript}");
 }
