@@ -85,12 +85,21 @@ fn next_step<'a>(call: &Call, numbers: &'a [PhoneNumber]) -> Step<'a> {
     }
 }
 
-/// The URL names the call: the hand-over's URLs always carry `call_id`.
-fn require_call_id(uri: &Uri) -> Result<(), Reject> {
-    match query_call_id(uri)? {
-        Some(_) => Ok(()),
-        None => Err(missing("call_id")),
+/// The call a hand-over callback is about, and the callback's parameters, once its
+/// signature checks out. The hand-over's URLs always name the call (`call_id`).
+async fn signed_call(
+    state: &WebhookState,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<(Params, CallId, Call, String), Reject> {
+    let params = form(body)?;
+    if query_call_id(uri)?.is_none() {
+        return Err(missing("call_id"));
     }
+    let (call_id, call, tenant) = find_call(state, uri, &params).await?;
+    verified(state, &tenant, uri, headers, &params).await?;
+    Ok((params, call_id, call, tenant))
 }
 
 fn invalid(field: &str, message: &str) -> Reject {
@@ -249,10 +258,7 @@ async fn connected_inner(
     headers: &HeaderMap,
     body: &Bytes,
 ) -> Result<Response, Reject> {
-    let params = form(body)?;
-    require_call_id(uri)?;
-    let (call_id, call, tenant) = find_call(state, uri, &params).await?;
-    verified(state, &tenant, uri, headers, &params).await?;
+    let (params, call_id, call, tenant) = signed_call(state, uri, headers, body).await?;
     // ConversationRelay's `HandoffData` is the media task's own note; the call's events
     // say the same, and they are what counts. Its content may be personal: not logged.
     let handoff_data = param(&params, "HandoffData").is_some();
@@ -280,10 +286,7 @@ async fn transfer_inner(
     headers: &HeaderMap,
     body: &Bytes,
 ) -> Result<Response, Reject> {
-    let params = form(body)?;
-    require_call_id(uri)?;
-    let (call_id, call, tenant) = find_call(state, uri, &params).await?;
-    verified(state, &tenant, uri, headers, &params).await?;
+    let (params, call_id, call, tenant) = signed_call(state, uri, headers, body).await?;
     let index = query_index(uri)?;
     let answered = dial_answered(&params)?;
     if call.transfer.is_none() {
@@ -325,10 +328,7 @@ async fn whisper_inner(
     headers: &HeaderMap,
     body: &Bytes,
 ) -> Result<Response, Reject> {
-    let params = form(body)?;
-    require_call_id(uri)?;
-    let (call_id, call, tenant) = find_call(state, uri, &params).await?;
-    verified(state, &tenant, uri, headers, &params).await?;
+    let (_, call_id, call, tenant) = signed_call(state, uri, headers, body).await?;
     let Some(transfer) = &call.transfer else {
         // Nothing to tell: an empty document puts the caller straight through.
         tracing::warn!(tenant_id = %tenant, call_id = %call_id, "whisper for a call that asked for no hand-over");
