@@ -11,6 +11,7 @@
 //! - [`choice`]: the vendors an agent chooses for itself, with its tenant's keys.
 //! - [`recording`]: both sides of a call as a stereo WAV, streamed to the blob store.
 //! - [`relay_stream`] and [`relay`]: Twilio ConversationRelay (Twilio speaks; text only).
+//! - [`probe`]: the container's health check against a running task.
 //! - [`server`]: the WebSocket routes; each stream is one call's session, admitted
 //!   only with a valid stream token for that call.
 
@@ -25,6 +26,7 @@ pub mod guard;
 pub mod guided;
 pub mod llm;
 pub mod metrics;
+pub mod probe;
 pub mod recording;
 pub mod relay;
 pub mod relay_stream;

@@ -19,6 +19,16 @@ use parley_shared::config::Config;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // `media-task --health`: the container health check (see `probe`). It needs only
+    // the listen address, not the whole AWS configuration.
+    if std::env::args().nth(1).as_deref() == Some("--health") {
+        let listen = std::env::var("PARLEY_LISTEN").unwrap_or_else(|_| "127.0.0.1:8080".into());
+        let listen = listen
+            .parse()
+            .with_context(|| format!("PARLEY_LISTEN: {listen:?} is not an address"))?;
+        parley_media::probe::check(listen, Duration::from_secs(3)).await?;
+        return Ok(());
+    }
     let config = Config::from_env()?;
     parley_shared::telemetry::init(config.log_format);
     let grace = match std::env::var("PARLEY_MEDIA_GRACE_SECS") {

@@ -7,12 +7,24 @@ use std::path::PathBuf;
 
 use crate::secrets::SecretString;
 
+/// The shortest admin key accepted, from `PARLEY_ADMIN_KEY` or from Secrets Manager: a
+/// short one can be guessed.
+pub const MIN_ADMIN_KEY_LEN: usize = 20;
+
+/// The secret store's name for the admin key. On AWS it is read from the Secrets Manager
+/// secret `PARLEY_ADMIN_KEY_SECRET_ID` names (see [`crate::backend::admin_key`]).
+pub const ADMIN_KEY_SECRET: &str = "admin-key";
+
 /// SSM allows 15 levels of parameter hierarchy; a secret's name may take up to
 /// [`crate::secrets::MAX_NAME_SEGMENTS`] of them.
 const MAX_PREFIX_SEGMENTS: usize = 15 - crate::secrets::MAX_NAME_SEGMENTS;
 
 /// Where the ports live.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one value per process, read once at start; boxing buys nothing"
+)]
 pub enum BackendConfig {
     /// SQLite and files under one data directory.
     Embedded { data_dir: PathBuf },
@@ -30,6 +42,13 @@ pub enum BackendConfig {
         /// `PARLEY_SECRETS_PREFIX`: the SSM path the secrets live under, starting and
         /// ending with `/` (default `/parley/`).
         secrets_prefix: String,
+        /// `PARLEY_STREAM_SECRET_ID`: the Secrets Manager secret (name or ARN) that holds
+        /// the stream token key, created and rotated by the deployment template. Unset:
+        /// the key is an SSM parameter under the prefix like any other secret.
+        stream_secret_id: Option<String>,
+        /// `PARLEY_ADMIN_KEY_SECRET_ID`: the Secrets Manager secret (name or ARN) that
+        /// holds the admin key, read at start when `PARLEY_ADMIN_KEY` is unset.
+        admin_key_secret_id: Option<String>,
     },
 }
 
@@ -51,7 +70,9 @@ pub struct Config {
     pub queue_max_receives: u32,
     /// `PARLEY_LOG_FORMAT`: `text` (default) or `json` (what CloudWatch wants).
     pub log_format: LogFormat,
-    /// `PARLEY_ADMIN_KEY`: the key of the admin, who manages tenants. Unset: no admin.
+    /// `PARLEY_ADMIN_KEY`: the key of the admin, who manages tenants. Unset: on AWS the
+    /// API reads it at start from `PARLEY_ADMIN_KEY_SECRET_ID`'s secret (see
+    /// [`crate::backend::admin_key`]); without that either, there is no admin.
     pub admin_key: Option<SecretString>,
     /// `PARLEY_MEDIA_URL`: the `ws://` or `wss://` base the carriers stream audio to (the
     /// media task). Defaults to the public URL with its scheme turned into a WebSocket's.
@@ -110,6 +131,12 @@ impl Config {
                 )?,
                 bucket: require("PARLEY_BUCKET")?,
                 secrets_prefix: secrets_prefix(get("PARLEY_SECRETS_PREFIX"))?,
+                stream_secret_id: get("PARLEY_STREAM_SECRET_ID")
+                    .map(|v| secret_id("PARLEY_STREAM_SECRET_ID", v))
+                    .transpose()?,
+                admin_key_secret_id: get("PARLEY_ADMIN_KEY_SECRET_ID")
+                    .map(|v| secret_id("PARLEY_ADMIN_KEY_SECRET_ID", v))
+                    .transpose()?,
             },
             Some(other) => {
                 return Err(ConfigError::Malformed {
@@ -160,10 +187,10 @@ impl Config {
         let admin_key = match get("PARLEY_ADMIN_KEY") {
             None => None,
             // A short admin key can be guessed; the message never repeats the value.
-            Some(key) if key.len() < 20 => {
+            Some(key) if key.len() < MIN_ADMIN_KEY_LEN => {
                 return Err(ConfigError::Malformed {
                     variable: "PARLEY_ADMIN_KEY",
-                    reason: "must be at least 20 characters".into(),
+                    reason: format!("must be at least {MIN_ADMIN_KEY_LEN} characters"),
                 });
             }
             Some(key) => Some(SecretString::new(key)),
@@ -241,6 +268,33 @@ fn secrets_prefix(value: Option<String>) -> Result<String, ConfigError> {
             reason: format!(
                 "must be a path that starts and ends with / (such as /parley/prod/), of at \
                  most {MAX_PREFIX_SEGMENTS} segments of A-Z a-z 0-9 _ . -"
+            ),
+        })
+    }
+}
+
+/// The longest secret id: SSM's 2048 characters for a parameter name, less the
+/// reference path it is read through.
+const MAX_SECRET_ID_CHARS: usize = 2048 - "/aws/reference/secretsmanager/".len();
+
+/// A Secrets Manager secret's name or ARN (`arn:aws:secretsmanager:…:secret:name-AbCdEf`):
+/// 1 to [`MAX_SECRET_ID_CHARS`] characters of `A-Z a-z 0-9 / _ + = . @ - :`, so no
+/// whitespace.
+fn secret_id(variable: &'static str, value: String) -> Result<String, ConfigError> {
+    const MAX: usize = MAX_SECRET_ID_CHARS;
+    let ok = !value.is_empty()
+        && value.len() <= MAX
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/_+=.@-:".contains(c));
+    if ok {
+        Ok(value)
+    } else {
+        Err(ConfigError::Malformed {
+            variable,
+            reason: format!(
+                "must be a Secrets Manager secret name or ARN: 1 to {MAX} characters of \
+                 A-Z a-z 0-9 / _ + = . @ - : (no whitespace)"
             ),
         })
     }
@@ -353,13 +407,14 @@ mod tests {
                     .into(),
                 bucket: "parley-media".into(),
                 secrets_prefix: "/parley/".into(),
+                stream_secret_id: None,
+                admin_key_secret_id: None,
             }
         );
     }
 
-    #[test]
-    fn the_secrets_prefix_is_an_ssm_path() {
-        let aws = [
+    fn aws_vars() -> Vec<(&'static str, &'static str)> {
+        vec![
             ("PARLEY_BACKEND", "aws"),
             ("PARLEY_EVENTS_TABLE", "events"),
             ("PARLEY_VIEWS_TABLE", "views"),
@@ -374,9 +429,67 @@ mod tests {
                 "https://sqs.example/1/messages-dlq",
             ),
             ("PARLEY_BUCKET", "parley-media"),
-        ];
+        ]
+    }
+
+    #[test]
+    fn platform_secret_ids_are_names_or_arns() {
+        let arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:parley/prod/stream-AbC123";
+        let mut vars = aws_vars();
+        vars.push(("PARLEY_STREAM_SECRET_ID", arn));
+        vars.push(("PARLEY_ADMIN_KEY_SECRET_ID", "parley/prod/admin-key"));
+        match config(&vars).unwrap().backend {
+            BackendConfig::Aws {
+                stream_secret_id,
+                admin_key_secret_id,
+                ..
+            } => {
+                assert_eq!(stream_secret_id.as_deref(), Some(arn));
+                assert_eq!(
+                    admin_key_secret_id.as_deref(),
+                    Some("parley/prod/admin-key")
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        for variable in ["PARLEY_STREAM_SECRET_ID", "PARLEY_ADMIN_KEY_SECRET_ID"] {
+            for bad in [
+                "parley prod",
+                "parley/prod\tkey",
+                "parley/prod/key\n",
+                "key#1",
+            ] {
+                let mut vars = aws_vars();
+                vars.push((variable, bad));
+                match config(&vars) {
+                    Err(ConfigError::Malformed {
+                        variable: named,
+                        reason,
+                    }) => {
+                        assert_eq!(named, variable, "{bad:?}");
+                        assert!(!reason.contains(bad), "{reason}");
+                    }
+                    other => panic!("{variable}={bad:?}: {other:?}"),
+                }
+            }
+            let longest = "a".repeat(MAX_SECRET_ID_CHARS);
+            let mut vars = aws_vars();
+            vars.push((variable, longest.as_str()));
+            assert!(config(&vars).is_ok());
+            let too_long = "a".repeat(MAX_SECRET_ID_CHARS + 1);
+            let mut vars = aws_vars();
+            vars.push((variable, too_long.as_str()));
+            assert!(matches!(
+                config(&vars),
+                Err(ConfigError::Malformed { variable: named, .. }) if named == variable
+            ));
+        }
+    }
+
+    #[test]
+    fn the_secrets_prefix_is_an_ssm_path() {
         let prefix = |value: &str| {
-            let mut vars = aws.to_vec();
+            let mut vars = aws_vars();
             vars.push(("PARLEY_SECRETS_PREFIX", value));
             match config(&vars)?.backend {
                 BackendConfig::Aws { secrets_prefix, .. } => Ok(secrets_prefix),

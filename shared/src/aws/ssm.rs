@@ -8,8 +8,26 @@
 //! `ssm:DeleteParameter` on `arn:aws:ssm:<region>:<account>:parameter<prefix>*`, and
 //! `kms:Decrypt`/`kms:Encrypt` on the key.
 //!
-//! Errors name the parameter, never the value: a failed put's detail has the value
-//! masked, in case the service echoed it.
+//! **Platform secrets in Secrets Manager.** A name given to
+//! [`SsmSecretStore::with_reference`] (the stream token key, the admin key) is not a
+//! parameter of ours: the deployment template creates and rotates it in AWS Secrets
+//! Manager, and `get` reads it through SSM's reserved path
+//! `/aws/reference/secretsmanager/<secret-id>` (`GetParameter` with decryption), so no
+//! Secrets Manager SDK is needed. Such a name is read-only here: `put` and `delete` are
+//! refused with [`StoreError::Invalid`] before any request is made, and a referenced
+//! secret that does not exist is [`StoreError::Missing`] naming the secret id, not
+//! `None`, because the template provisions it and its absence is a deployment fault
+//! (no caller may then make one of its own). Every `get` reads the secret afresh, so a
+//! rotation is seen by the next read. Reading one needs, besides the above,
+//! `ssm:GetParameter` on
+//! `arn:aws:ssm:<region>:<account>:parameter/aws/reference/secretsmanager/*` and
+//! `secretsmanager:GetSecretValue` on the secret's ARN (and `kms:Decrypt` on its key if
+//! that is a customer-managed one).
+//!
+//! Errors name the parameter or secret id, never the value: a failed put's detail has
+//! the value masked, in case the service echoed it.
+
+use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use aws_sdk_ssm::Client;
@@ -20,11 +38,17 @@ use super::sdk::{backend, error_code, sdk_error};
 use crate::error::{StoreError, StoreResult};
 use crate::secrets::{SecretStore, SecretString, validate_name, validate_put};
 
-/// [`SecretStore`] on SSM parameters under one path prefix. Cheap to clone.
+/// SSM's reserved path through which `GetParameter` reads a Secrets Manager secret.
+pub const SECRETS_MANAGER_REFERENCE_PATH: &str = "/aws/reference/secretsmanager/";
+
+/// [`SecretStore`] on SSM parameters under one path prefix, with some names read from
+/// Secrets Manager instead. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct SsmSecretStore {
     client: Client,
     prefix: String,
+    /// Secret name → Secrets Manager secret id (name or ARN). Ids are not secret.
+    references: BTreeMap<String, String>,
 }
 
 impl SsmSecretStore {
@@ -38,7 +62,25 @@ impl SsmSecretStore {
         if !prefix.ends_with('/') {
             prefix.push('/');
         }
-        SsmSecretStore { client, prefix }
+        SsmSecretStore {
+            client,
+            prefix,
+            references: BTreeMap::new(),
+        }
+    }
+
+    /// Reads secret `name` from the Secrets Manager secret `secret_id` (its name or ARN)
+    /// through SSM's reference path, and refuses to write or delete it: the deployment
+    /// owns it. A second reference for the same name replaces the first.
+    pub fn with_reference(mut self, name: &str, secret_id: &str) -> Self {
+        self.references
+            .insert(name.to_owned(), secret_id.to_owned());
+        self
+    }
+
+    /// The Secrets Manager secret id `name` is read from, if it is a referenced name.
+    pub fn reference(&self, name: &str) -> Option<&str> {
+        self.references.get(name).map(String::as_str)
     }
 
     /// The path every parameter name starts with; it starts and ends with `/`.
@@ -49,6 +91,46 @@ impl SsmSecretStore {
     /// The SSM parameter that holds secret `name`.
     pub fn parameter_name(&self, name: &str) -> String {
         format!("{}{name}", self.prefix)
+    }
+
+    /// The refusal of a write to `name`, if it is kept in Secrets Manager.
+    fn refuse_referenced(&self, name: &str, action: &str) -> StoreResult<()> {
+        match self.reference(name) {
+            None => Ok(()),
+            Some(secret_id) => Err(StoreError::invalid(
+                "name",
+                format!(
+                    "secret {name} is kept in AWS Secrets Manager (secret {secret_id}), where \
+                     the deployment creates and rotates it; Parley does not {action} it"
+                ),
+            )),
+        }
+    }
+
+    /// `GetParameter` with decryption; `None` when SSM says there is no such parameter.
+    async fn read(&self, parameter: &str, what: &str) -> StoreResult<Option<String>> {
+        let out = match self
+            .client
+            .get_parameter()
+            .name(parameter)
+            .with_decryption(true)
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_parameter_not_found()) =>
+            {
+                return Ok(None);
+            }
+            Err(e) => return Err(throttled_or(what, e)),
+        };
+        let value = out
+            .parameter()
+            .and_then(|p| p.value())
+            .ok_or_else(|| backend(what, "GetParameter returned no value", false))?;
+        Ok(Some(value.to_owned()))
     }
 }
 
@@ -99,6 +181,7 @@ fn masked(err: StoreError, value: &str) -> StoreError {
 impl SecretStore for SsmSecretStore {
     async fn put(&self, name: &str, value: &SecretString) -> StoreResult<()> {
         validate_put(name, value)?;
+        self.refuse_referenced(name, "write")?;
         let parameter = self.parameter_name(name);
         let what = format!("SSM parameter {parameter}");
         self.client
@@ -115,34 +198,23 @@ impl SecretStore for SsmSecretStore {
 
     async fn get(&self, name: &str) -> StoreResult<Option<SecretString>> {
         validate_name(name)?;
+        if let Some(secret_id) = self.reference(name) {
+            let parameter = format!("{SECRETS_MANAGER_REFERENCE_PATH}{secret_id}");
+            let what = format!("Secrets Manager secret {secret_id} (for {name})");
+            // Provisioned by the template: missing is a deployment fault, not "unset".
+            return match self.read(&parameter, &what).await? {
+                Some(value) => Ok(Some(SecretString::new(value))),
+                None => Err(StoreError::Missing { what }),
+            };
+        }
         let parameter = self.parameter_name(name);
         let what = format!("SSM parameter {parameter}");
-        let out = match self
-            .client
-            .get_parameter()
-            .name(&parameter)
-            .with_decryption(true)
-            .send()
-            .await
-        {
-            Ok(out) => out,
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_parameter_not_found()) =>
-            {
-                return Ok(None);
-            }
-            Err(e) => return Err(throttled_or(&what, e)),
-        };
-        let value = out
-            .parameter()
-            .and_then(|p| p.value())
-            .ok_or_else(|| backend(&what, "GetParameter returned no value", false))?;
-        Ok(Some(SecretString::new(value.to_owned())))
+        Ok(self.read(&parameter, &what).await?.map(SecretString::new))
     }
 
     async fn delete(&self, name: &str) -> StoreResult<()> {
         validate_name(name)?;
+        self.refuse_referenced(name, "delete")?;
         let parameter = self.parameter_name(name);
         let what = format!("SSM parameter {parameter}");
         match self.client.delete_parameter().name(&parameter).send().await {
@@ -186,6 +258,29 @@ mod tests {
             store.parameter_name("tenant/t1/twilio-auth-token"),
             "/parley/dev/tenant/t1/twilio-auth-token"
         );
+    }
+
+    /// The client has no region or endpoint: had a request been attempted, the error
+    /// would be a backend one, not a refusal.
+    #[tokio::test]
+    async fn referenced_names_are_read_only_and_never_reach_aws() {
+        let store = SsmSecretStore::new(client(), "/parley/")
+            .with_reference("admin-key", "parley/prod/admin-key");
+        assert_eq!(store.reference("admin-key"), Some("parley/prod/admin-key"));
+        assert_eq!(store.reference("other"), None);
+        let value = SecretString::new("a-value-that-must-not-show".into());
+        for err in [
+            store.put("admin-key", &value).await.unwrap_err(),
+            store.delete("admin-key").await.unwrap_err(),
+        ] {
+            let shown = err.to_string();
+            assert!(matches!(err, StoreError::Invalid { .. }), "{shown}");
+            assert!(
+                shown.contains("Secrets Manager") && shown.contains("parley/prod/admin-key"),
+                "{shown}"
+            );
+            assert!(!shown.contains("a-value-that-must-not-show"), "{shown}");
+        }
     }
 
     #[test]
