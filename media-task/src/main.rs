@@ -22,10 +22,12 @@ async fn main() -> anyhow::Result<()> {
     // `media-task --health`: the container health check (see `probe`). It needs only
     // the listen address, not the whole AWS configuration.
     if std::env::args().nth(1).as_deref() == Some("--health") {
-        let listen = std::env::var("PARLEY_LISTEN").unwrap_or_else(|_| "127.0.0.1:8080".into());
-        let listen = listen
-            .parse()
-            .with_context(|| format!("PARLEY_LISTEN: {listen:?} is not an address"))?;
+        let only_listen = |name: &str| {
+            (name == "PARLEY_LISTEN")
+                .then(|| std::env::var(name).ok())
+                .flatten()
+        };
+        let listen = Config::from_lookup(only_listen)?.listen;
         parley_media::probe::check(listen, Duration::from_secs(3)).await?;
         return Ok(());
     }

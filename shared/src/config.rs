@@ -275,7 +275,7 @@ fn secrets_prefix(value: Option<String>) -> Result<String, ConfigError> {
 
 /// The longest secret id: SSM's 2048 characters for a parameter name, less the
 /// reference path it is read through.
-const MAX_SECRET_ID_CHARS: usize = 2048 - "/aws/reference/secretsmanager/".len();
+const MAX_SECRET_ID_CHARS: usize = 2048 - crate::aws::SECRETS_MANAGER_REFERENCE_PATH.len();
 
 /// A Secrets Manager secret's name or ARN (`arn:aws:secretsmanager:…:secret:name-AbCdEf`):
 /// 1 to [`MAX_SECRET_ID_CHARS`] characters of `A-Z a-z 0-9 / _ + = . @ - :`, so no

@@ -24,4 +24,4 @@ pub use dynamo_views::DynamoViewStore;
 pub use s3::S3BlobStore;
 pub use sdk::{config_loader, http_client, retry_config, s3_client, sdk_config};
 pub use sqs::SqsQueue;
-pub use ssm::SsmSecretStore;
+pub use ssm::{SECRETS_MANAGER_REFERENCE_PATH, SsmSecretStore};
